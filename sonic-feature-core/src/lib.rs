@@ -3,12 +3,24 @@
 //! Who owns a feature, whether to fall back to the local image, what to restart, which labels the
 //! node carries and which image is golden are decided here and nowhere else. The crate performs no
 //! I/O: it never reads a clock, the environment or a file, and depends on no async runtime or
-//! outside-system client. Decisions take facts and events in and give actions out;
-//! the async executors in `exec` carry them out against the [`ports`] traits, which adapter crates
-//! implement.
+//! outside-system client. Decisions take facts and events in and give actions out (sans-IO, in
+//! the manner of `quinn-proto`); the async executors in [`exec`] carry them out against the
+//! [`ports`] traits, which adapter crates implement.
 //!
 //! * [`model`]: domain types, parsed and validated once at the edge.
 //! * [`ports`]: the traits adapters implement (mocks behind the `mocks` feature).
+//! * [`container`]: the `container` command planners and the `wait` machine.
+//! * [`startup`]: `container_startup` admission.
+//! * [`manager`]: the machine behind `ctrmgrd`.
+//! * [`labels`]: the label journal.
+//! * [`images`]: image management (mark good, tag as local, purge, golden image).
+//! * [`exec`]: executors of all of the above against the ports.
 
+pub mod container;
+pub mod exec;
+pub mod images;
+pub mod labels;
+pub mod manager;
 pub mod model;
 pub mod ports;
+pub mod startup;

@@ -1,0 +1,907 @@
+//! The manager behind `ctrmgrd` (upstream-ctrmgrd.md §4 plus the HLD's image management and
+//! failure detection) as one sans-IO machine: [`Event`]s in, [`Action`]s out, deadlines through
+//! [`Manager::poll_timeout`].
+//!
+//! It joins and resets the master, describes the node with labels, keeps `<f>_enabled` and
+//! `<f>_<version>_enabled` labels, restarts services on ownership transitions, falls back fast
+//! when a deployment did not come, marks long-running images good, detects features that do not
+//! run under Kubernetes, and pushes desired labels to the node through the [`LabelJournal`].
+//! The feature `database` is never managed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::images::{ImageOp, MarkGoodFacts, MarkGoodPlan, plan_mark_good};
+use crate::labels::{LabelJournal, LabelPatch};
+use crate::model::{
+    ContainerId, CurrentOwner, FeatureConfig, FeatureName, FeatureStatus, ImageMgmt, LabelKey,
+    LabelValue, NodeLabels, RemoteCtrConfig, RemoteState, ServerConfig, ServerStatus, SetOwner,
+    StatusUpdate, SystemState, Timestamp, Version,
+};
+use crate::ports::{ContainerInfo, ImageInfo};
+
+/// Facts describing this node, published as labels after a join.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// SONiC build version (label `sonic_version`).
+    pub sonic_version: String,
+    /// HWSKU (label `hwsku`).
+    pub hwsku: String,
+    /// `DEVICE_METADATA|localhost.type` (label `deployment_type`, `unknown` when absent).
+    pub deployment_type: Option<String>,
+    /// Platform (label `worker.sonic/platform`, empty when absent).
+    pub platform: Option<String>,
+}
+
+impl NodeInfo {
+    /// The self-description labels; values are made label-safe with [`LabelValue::lossy`].
+    pub fn labels(&self) -> NodeLabels {
+        let mut out = NodeLabels::new();
+        let mut put = |k: &str, v: &str| {
+            if let Ok(k) = LabelKey::parse(k) {
+                out.insert(k, LabelValue::lossy(v));
+            }
+        };
+        put("sonic_version", &self.sonic_version);
+        put("hwsku", &self.hwsku);
+        put(
+            "deployment_type",
+            self.deployment_type
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .unwrap_or("unknown"),
+        );
+        put("worker.sonic/platform", self.platform.as_deref().unwrap_or(""));
+        out
+    }
+}
+
+/// Input of the [`Manager`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The daemon started; the current CONFIG_DB and STATE_DB server entries. An absent STATE_DB
+    /// `update_time` means the switch just booted: the first join waits the boot latency.
+    Start {
+        /// CONFIG_DB `KUBERNETES_MASTER|SERVER`.
+        server_config: ServerConfig,
+        /// STATE_DB `KUBERNETES_MASTER|SERVER`.
+        server_status: ServerStatus,
+    },
+    /// CONFIG_DB `KUBERNETES_MASTER|SERVER` changed (a deleted entry is the default config).
+    ServerConfigChanged(ServerConfig),
+    /// CONFIG_DB `FEATURE|<f>` changed; `None`: deleted.
+    FeatureConfigChanged {
+        /// The feature.
+        feature: FeatureName,
+        /// The new configuration.
+        config: Option<FeatureConfig>,
+    },
+    /// STATE_DB `FEATURE|<f>` changed.
+    FeatureStatusChanged {
+        /// The feature.
+        feature: FeatureName,
+        /// The new status.
+        status: FeatureStatus,
+    },
+    /// STATE_DB `KUBE_LABELS|SET` changed (complete content).
+    DesiredLabelsChanged(NodeLabels),
+    /// CONFIG_DB `IMAGE_MGMT` changed.
+    ImageMgmtChanged(ImageMgmt),
+    /// Answer to [`Action::CheckService`].
+    ServiceActivity {
+        /// The feature.
+        feature: FeatureName,
+        /// Whether its unit is active.
+        active: bool,
+    },
+    /// Answer to [`Action::Join`]: success.
+    JoinSucceeded,
+    /// Answer to [`Action::Join`]: failure.
+    JoinFailed,
+    /// Answer to [`Action::ReadNodeLabels`].
+    NodeLabelsRead(NodeLabels),
+    /// Answer to [`Action::ReadNodeLabels`]: failure.
+    NodeLabelsReadFailed,
+    /// Answer to [`Action::PatchNodeLabels`]: success.
+    LabelsPatched,
+    /// Answer to [`Action::PatchNodeLabels`]: failure.
+    LabelsPatchFailed,
+    /// Answer to [`Action::GatherImageFacts`].
+    ImageFacts {
+        /// The feature.
+        feature: FeatureName,
+        /// The deployed container, `None` if it no longer exists.
+        container: Option<ContainerInfo>,
+        /// The local container named after the feature, `None` if it does not exist.
+        local_container: Option<ContainerInfo>,
+        /// Every local image reference.
+        images: Vec<ImageInfo>,
+    },
+    /// Answer to [`Action::GatherImageFacts`]: failure.
+    ImageFactsFailed(FeatureName),
+    /// Answer to [`Action::RunImageOps`].
+    ImageOpsDone {
+        /// The feature.
+        feature: FeatureName,
+        /// Whether every operation succeeded.
+        ok: bool,
+    },
+    /// The deadline of [`Manager::poll_timeout`] passed.
+    Timeout,
+}
+
+/// Output of the [`Manager`], carried out by the daemon's executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Join the master; answer [`Event::JoinSucceeded`] or [`Event::JoinFailed`].
+    Join(ServerConfig),
+    /// Leave the master (forced); no answer.
+    Reset,
+    /// Replace STATE_DB `KUBERNETES_MASTER|SERVER` with this status, stamping `update_time`
+    /// with the wall clock.
+    WriteServerStatus(ServerStatus),
+    /// Set and remove labels in STATE_DB `KUBE_LABELS|SET`.
+    SetDesiredLabels(LabelPatch),
+    /// Read the node's labels; answer [`Event::NodeLabelsRead`] or
+    /// [`Event::NodeLabelsReadFailed`].
+    ReadNodeLabels,
+    /// Patch the node's labels; answer [`Event::LabelsPatched`] or [`Event::LabelsPatchFailed`].
+    PatchNodeLabels(LabelPatch),
+    /// Persist the label journal (it changed).
+    SaveLabelJournal(LabelJournal),
+    /// Ask whether the feature's unit is active; answer [`Event::ServiceActivity`].
+    CheckService(FeatureName),
+    /// `systemctl reset-failed` + `restart` of the feature, to switch to `owner`.
+    RestartService {
+        /// The feature.
+        feature: FeatureName,
+        /// The owner the restart switches to (for the log).
+        owner: SetOwner,
+    },
+    /// HSET into STATE_DB `FEATURE|<f>`.
+    UpdateFeatureStatus {
+        /// The feature.
+        feature: FeatureName,
+        /// The fields.
+        update: StatusUpdate,
+    },
+    /// Inspect the deployed container and the local one and list images; answer
+    /// [`Event::ImageFacts`] or [`Event::ImageFactsFailed`].
+    GatherImageFacts {
+        /// The feature (also the local container's name).
+        feature: FeatureName,
+        /// The deployed container.
+        container: ContainerId,
+    },
+    /// Carry out image operations in order, stopping at the first failure; answer
+    /// [`Event::ImageOpsDone`].
+    RunImageOps {
+        /// The feature.
+        feature: FeatureName,
+        /// The operations.
+        ops: Vec<ImageOp>,
+    },
+    /// Raise an alert (error log) about a feature.
+    Alert {
+        /// The feature.
+        feature: FeatureName,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn patch(f: &mut fmt::Formatter<'_>, p: &LabelPatch) -> fmt::Result {
+            let mut first = true;
+            for (k, v) in &p.set {
+                write!(f, "{}{k}={v}", if first { "" } else { " " })?;
+                first = false;
+            }
+            for k in &p.remove {
+                write!(f, "{}{k}-", if first { "" } else { " " })?;
+                first = false;
+            }
+            Ok(())
+        }
+        match self {
+            Self::Join(c) => write!(
+                f,
+                "join {}:{} insecure={}",
+                c.ip.as_deref().unwrap_or(""),
+                c.port,
+                c.insecure
+            ),
+            Self::Reset => f.write_str("reset"),
+            Self::WriteServerStatus(s) => write!(
+                f,
+                "server status connected={} ip={} port={}",
+                s.connected,
+                s.ip.as_deref().unwrap_or(""),
+                s.port.map(|p| p.to_string()).unwrap_or_default()
+            ),
+            Self::SetDesiredLabels(p) => {
+                f.write_str("desired labels ")?;
+                patch(f, p)
+            }
+            Self::ReadNodeLabels => f.write_str("read node labels"),
+            Self::PatchNodeLabels(p) => {
+                f.write_str("patch node labels ")?;
+                patch(f, p)
+            }
+            Self::SaveLabelJournal(j) => write!(f, "save label journal ({} queued)", j.queue.len()),
+            Self::CheckService(x) => write!(f, "is-active {x}"),
+            Self::RestartService { feature, owner } => write!(f, "restart {feature} -> {owner}"),
+            Self::UpdateFeatureStatus { feature, update } => write!(f, "status {feature} {update}"),
+            Self::GatherImageFacts { feature, container } => {
+                write!(f, "gather image facts {feature} {container}")
+            }
+            Self::RunImageOps { feature, ops } => {
+                write!(f, "image ops {feature}:")?;
+                for op in ops {
+                    write!(f, " [{op}]")?;
+                }
+                Ok(())
+            }
+            Self::Alert { feature, message } => write!(f, "alert {feature}: {message}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MarkStage {
+    /// Waiting until the deadline.
+    Waiting(Timestamp),
+    /// Facts requested.
+    Gathering,
+    /// Operations running.
+    Running,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MarkGood {
+    container: ContainerId,
+    version: Version,
+    stage: MarkStage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct FeatureEntry {
+    config: Option<FeatureConfig>,
+    status: Option<FeatureStatus>,
+    check_pending: bool,
+    mark_good: Option<MarkGood>,
+    /// Since when the kube-owned feature does not run under Kubernetes.
+    failing_since: Option<Timestamp>,
+    alerted: bool,
+    fell_back: bool,
+}
+
+/// Whether a feature may run its local image instead of a deployment: locally owned, or kube
+/// owned with fallback allowed. An absent configuration is the default (local).
+pub fn fallback_allowed(config: Option<&FeatureConfig>) -> bool {
+    match config {
+        None => true,
+        Some(c) => c.set_owner == SetOwner::Local || c.fallback,
+    }
+}
+
+fn runs_under_kube(s: &FeatureStatus) -> bool {
+    s.current_owner == CurrentOwner::Kube && s.remote_state == RemoteState::Running
+}
+
+/// The manager behind ctrmgrd.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    timers: RemoteCtrConfig,
+    node: NodeInfo,
+    images: ImageMgmt,
+    started: bool,
+    server_cfg: ServerConfig,
+    /// Last status written (without `update_time`).
+    server_status: ServerStatus,
+    connected: bool,
+    join_at: Option<Timestamp>,
+    joining: bool,
+    rejoin: bool,
+    reading_labels: bool,
+    label_retry_at: Option<Timestamp>,
+    journal: LabelJournal,
+    features: BTreeMap<FeatureName, FeatureEntry>,
+}
+
+impl Manager {
+    /// A manager with these timers and node facts, continuing from a persisted label journal.
+    pub fn new(timers: RemoteCtrConfig, node: NodeInfo, journal: LabelJournal) -> Self {
+        Self {
+            timers,
+            node,
+            images: ImageMgmt::default(),
+            started: false,
+            server_cfg: ServerConfig::default(),
+            server_status: ServerStatus::default(),
+            connected: false,
+            join_at: None,
+            joining: false,
+            rejoin: false,
+            reading_labels: false,
+            label_retry_at: None,
+            journal: journal.restored(),
+            features: BTreeMap::new(),
+        }
+    }
+
+    /// The label journal, to persist.
+    pub fn label_journal(&self) -> &LabelJournal {
+        &self.journal
+    }
+
+    /// Whether the node is joined (as far as the manager knows).
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Feeds one event at `now`; returns the actions to carry out in order. Timers due at `now`
+    /// fire too, so any event (not only [`Event::Timeout`]) advances time.
+    pub fn step(&mut self, now: Timestamp, ev: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match ev {
+            Event::Start {
+                server_config,
+                server_status,
+            } => {
+                if !self.started {
+                    self.started = true;
+                    self.server_cfg = server_config;
+                    let booted = server_status.update_time.is_none();
+                    self.server_status = ServerStatus {
+                        update_time: None,
+                        ..server_status
+                    };
+                    if booted {
+                        self.join_at = Some(now.plus(self.timers.join_latency_on_boot));
+                    } else {
+                        self.handle_server(now, &mut out);
+                    }
+                }
+            }
+            Event::ServerConfigChanged(cfg) => {
+                if cfg != self.server_cfg {
+                    self.server_cfg = cfg;
+                    if self.started && self.join_at.is_none() {
+                        self.handle_server(now, &mut out);
+                    }
+                }
+            }
+            Event::JoinSucceeded => {
+                if self.joining {
+                    self.joining = false;
+                    if std::mem::take(&mut self.rejoin) {
+                        self.handle_server(now, &mut out);
+                    } else {
+                        self.on_joined(&mut out);
+                    }
+                }
+            }
+            Event::JoinFailed => {
+                if self.joining {
+                    self.joining = false;
+                    self.connected = false;
+                    self.write_server_status(false, &mut out);
+                    if std::mem::take(&mut self.rejoin) {
+                        self.handle_server(now, &mut out);
+                    } else {
+                        self.join_at = Some(now.plus(self.timers.retry_join_interval));
+                    }
+                }
+            }
+            Event::NodeLabelsRead(labels) => {
+                if self.reading_labels {
+                    self.reading_labels = false;
+                    self.journal.resync(labels);
+                    out.push(Action::SaveLabelJournal(self.journal.clone()));
+                    self.push_labels(&mut out);
+                }
+            }
+            Event::NodeLabelsReadFailed => {
+                if self.reading_labels {
+                    self.reading_labels = false;
+                    self.push_labels(&mut out);
+                }
+            }
+            Event::LabelsPatched => {
+                if self.journal.in_flight() {
+                    self.journal.patched();
+                    out.push(Action::SaveLabelJournal(self.journal.clone()));
+                    self.push_labels(&mut out);
+                }
+            }
+            Event::LabelsPatchFailed => {
+                if self.journal.in_flight() {
+                    self.journal.patch_failed();
+                    self.label_retry_at = Some(now.plus(self.timers.retry_labels_update));
+                }
+            }
+            Event::DesiredLabelsChanged(labels) => {
+                if self.journal.observe_desired(&labels) {
+                    out.push(Action::SaveLabelJournal(self.journal.clone()));
+                    self.push_labels(&mut out);
+                }
+            }
+            Event::ImageMgmtChanged(m) => {
+                self.images = m;
+            }
+            Event::FeatureConfigChanged { feature, config } => {
+                if !feature.is_database() {
+                    self.on_feature_config(now, feature, config, &mut out);
+                }
+            }
+            Event::FeatureStatusChanged { feature, status } => {
+                if !feature.is_database() {
+                    self.on_feature_status(now, feature, status, &mut out);
+                }
+            }
+            Event::ServiceActivity { feature, active } => {
+                self.on_service_activity(&feature, active, &mut out);
+            }
+            Event::ImageFacts {
+                feature,
+                container,
+                local_container,
+                images,
+            } => self.on_image_facts(now, &feature, container, local_container, images, &mut out),
+            Event::ImageFactsFailed(feature) => {
+                let retry = now.plus(self.timers.retry_tag_latest);
+                if let Some(m) = self.mark_in(&feature, MarkStage::Gathering) {
+                    m.stage = MarkStage::Waiting(retry);
+                }
+            }
+            Event::ImageOpsDone { feature, ok } => {
+                let retry = now.plus(self.timers.retry_clean_image);
+                if let Some(e) = self.features.get_mut(&feature)
+                    && e
+                        .mark_good
+                        .as_ref()
+                        .is_some_and(|m| m.stage == MarkStage::Running)
+                {
+                    if ok {
+                        e.mark_good = None;
+                    } else if let Some(m) = e.mark_good.as_mut() {
+                        m.stage = MarkStage::Waiting(retry);
+                    }
+                }
+            }
+            Event::Timeout => {}
+        }
+        self.fire_due(now, &mut out);
+        out
+    }
+
+    /// The earliest deadline the manager waits for, if any.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let mut t: Option<Timestamp> = None;
+        let mut consider = |x: Option<Timestamp>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        consider(self.join_at);
+        if self.connected {
+            consider(self.label_retry_at);
+        }
+        for (f, e) in &self.features {
+            if let Some(MarkGood {
+                stage: MarkStage::Waiting(at),
+                ..
+            }) = &e.mark_good
+            {
+                consider(Some(*at));
+            }
+            consider(self.failure_deadline(f, e));
+        }
+        t
+    }
+
+    fn failure_deadline(&self, _f: &FeatureName, e: &FeatureEntry) -> Option<Timestamp> {
+        let since = e.failing_since?;
+        let n = e.config.as_ref()?.kube_failure_detection?;
+        if !e.alerted {
+            Some(since.plus(n))
+        } else if !e.fell_back {
+            Some(since.plus(n).plus(n))
+        } else {
+            None
+        }
+    }
+
+    fn mark_in(&mut self, f: &FeatureName, stage: MarkStage) -> Option<&mut MarkGood> {
+        self.features
+            .get_mut(f)?
+            .mark_good
+            .as_mut()
+            .filter(|m| m.stage == stage)
+    }
+
+    fn fire_due(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        if self.join_at.is_some_and(|t| t <= now) {
+            self.handle_server(now, out);
+        }
+        if self.connected && self.label_retry_at.is_some_and(|t| t <= now) {
+            self.label_retry_at = None;
+            self.push_labels(out);
+        }
+        let names: Vec<FeatureName> = self.features.keys().cloned().collect();
+        for f in names {
+            let Some(e) = self.features.get_mut(&f) else {
+                continue;
+            };
+            if let Some(m) = e.mark_good.as_mut()
+                && matches!(m.stage, MarkStage::Waiting(at) if at <= now)
+            {
+                m.stage = MarkStage::Gathering;
+                out.push(Action::GatherImageFacts {
+                    feature: f.clone(),
+                    container: m.container.clone(),
+                });
+            }
+            self.fire_failure(now, &f, out);
+        }
+    }
+
+    fn fire_failure(&mut self, now: Timestamp, f: &FeatureName, out: &mut Vec<Action>) {
+        let Some(e) = self.features.get(f) else {
+            return;
+        };
+        let Some(deadline) = self.failure_deadline(f, e) else {
+            return;
+        };
+        if deadline > now {
+            return;
+        }
+        let minutes = e
+            .config
+            .as_ref()
+            .and_then(|c| c.kube_failure_detection)
+            .map_or(0, |d| d.as_secs() / 60);
+        if !e.alerted {
+            out.push(Action::Alert {
+                feature: f.clone(),
+                message: format!("not running under kubernetes for {minutes} minutes"),
+            });
+            if let Some(e) = self.features.get_mut(f) {
+                e.alerted = true;
+            }
+            return;
+        }
+        // The failure persisted for another period: self-mitigation (HLD).
+        let status = e.status.clone().unwrap_or_default();
+        let allowed = fallback_allowed(e.config.as_ref());
+        if let Some(e) = self.features.get_mut(f) {
+            e.fell_back = true;
+        }
+        if status.current_owner == CurrentOwner::Local {
+            return;
+        }
+        if !allowed {
+            out.push(Action::Alert {
+                feature: f.clone(),
+                message: "failure persists and fallback to local is not allowed".to_owned(),
+            });
+            return;
+        }
+        out.push(Action::Alert {
+            feature: f.clone(),
+            message: "failure persists: falling back to the local golden image".to_owned(),
+        });
+        // Block the failing version so that its deployment is held by container_startup.
+        if let Some(v) = &status.container_version {
+            let local = self.journal.desired.get(&LabelKey::feature_local(f));
+            if local.is_none_or(|l| l.as_str() != v.as_str())
+                && let Ok(k) = LabelKey::feature_version_enabled(f, v)
+            {
+                self.set_desired(vec![(k, Some(LabelValue::false_()))], out);
+            }
+        }
+        out.push(Action::UpdateFeatureStatus {
+            feature: f.clone(),
+            update: StatusUpdate::new().remote_state(RemoteState::None),
+        });
+        out.push(Action::RestartService {
+            feature: f.clone(),
+            owner: SetOwner::Local,
+        });
+    }
+
+    fn handle_server(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        let _ = now;
+        self.join_at = None;
+        if self.joining {
+            self.rejoin = true;
+            return;
+        }
+        if self.server_cfg.wants_join() {
+            self.joining = true;
+            out.push(Action::Join(self.server_cfg.clone()));
+        } else {
+            out.push(Action::Reset);
+            self.connected = false;
+            self.write_server_status(false, out);
+        }
+    }
+
+    fn write_server_status(&mut self, connected: bool, out: &mut Vec<Action>) {
+        let mut s = self.server_status.clone();
+        s.connected = connected;
+        if connected {
+            s.ip = self.server_cfg.ip.clone();
+            s.port = Some(self.server_cfg.port);
+        }
+        if s != self.server_status {
+            self.server_status = s.clone();
+            out.push(Action::WriteServerStatus(s));
+        }
+    }
+
+    fn on_joined(&mut self, out: &mut Vec<Action>) {
+        self.connected = true;
+        self.write_server_status(true, out);
+        let own = self.node.labels();
+        let changes = own.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        self.set_desired(changes, out);
+        self.reading_labels = true;
+        out.push(Action::ReadNodeLabels);
+    }
+
+    /// Writes desired labels that differ from the journal's view of `KUBE_LABELS|SET`.
+    fn set_desired(&self, changes: Vec<(LabelKey, Option<LabelValue>)>, out: &mut Vec<Action>) {
+        let mut patch = LabelPatch::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) if self.journal.desired.get(&k) != Some(&v) => {
+                    patch.set.insert(k, v);
+                }
+                None if self.journal.desired.contains_key(&k) => patch.remove.push(k),
+                Some(_) | None => {}
+            }
+        }
+        if !patch.is_empty() {
+            out.push(Action::SetDesiredLabels(patch));
+        }
+    }
+
+    fn push_labels(&mut self, out: &mut Vec<Action>) {
+        if !self.connected || self.reading_labels || self.label_retry_at.is_some() {
+            return;
+        }
+        if let Some(p) = self.journal.next_patch() {
+            out.push(Action::PatchNodeLabels(p));
+        }
+    }
+
+    fn on_feature_config(
+        &mut self,
+        now: Timestamp,
+        f: FeatureName,
+        config: Option<FeatureConfig>,
+        out: &mut Vec<Action>,
+    ) {
+        let config = config.unwrap_or_default();
+        let e = self.features.entry(f.clone()).or_default();
+        let init = e.config.is_none();
+        let owner_changed = e.config.as_ref().map(|c| c.set_owner) != Some(config.set_owner);
+        let had_status = e.status.is_some();
+        let to_local = !init && owner_changed && config.set_owner == SetOwner::Local;
+        e.config = Some(config);
+        if (init || owner_changed) && had_status && !e.check_pending {
+            e.check_pending = true;
+            out.push(Action::CheckService(f.clone()));
+        }
+        if to_local {
+            // A locally owned feature carries no version label.
+            if let Some(v) = e.status.as_ref().and_then(|s| s.container_version.clone())
+                && let Ok(k) = LabelKey::feature_version_enabled(&f, &v)
+                && self.journal.desired.get(&k) == Some(&LabelValue::true_())
+            {
+                self.set_desired(vec![(k, None)], out);
+            }
+        }
+        self.track_failure(now, &f);
+    }
+
+    fn on_feature_status(
+        &mut self,
+        now: Timestamp,
+        f: FeatureName,
+        status: FeatureStatus,
+        out: &mut Vec<Action>,
+    ) {
+        let e = self.features.entry(f.clone()).or_default();
+        if e.status.as_ref() == Some(&status) {
+            return;
+        }
+        let init = e.status.is_none();
+        let old = e.status.replace(status.clone()).unwrap_or_default();
+        let settings = self.images.effective(&f);
+
+        // Mark-good timer: armed when a deployment starts running, dropped when it stops.
+        let running_now = runs_under_kube(&status);
+        if let Some(m) = &e.mark_good {
+            let same = running_now
+                && status.container_id.as_deref() == Some(m.container.as_str())
+                && status.container_version.as_ref() == Some(&m.version);
+            if !same && m.stage != MarkStage::Running {
+                e.mark_good = None;
+            }
+        }
+        if status.remote_state == RemoteState::Running
+            && old.remote_state != RemoteState::Running
+            && !settings.disable
+            && let (Some(id), Some(v)) = (
+                status
+                    .container_id
+                    .as_deref()
+                    .and_then(|i| ContainerId::parse(i).ok()),
+                status.container_version.clone(),
+            )
+        {
+            e.mark_good = Some(MarkGood {
+                container: id,
+                version: v,
+                stage: MarkStage::Waiting(now.plus(settings.active_time_to_mark_good)),
+            });
+        }
+
+        // Version label of the running deployment (HLD safety check).
+        let mut label_changes = Vec::new();
+        if running_now && let Some(v) = &status.container_version {
+            if let Ok(k) = LabelKey::feature_version_enabled(&f, v) {
+                label_changes.push((k, Some(LabelValue::true_())));
+            }
+            if let Some(oldv) = old.container_version.as_ref().filter(|o| *o != v)
+                && runs_under_kube(&old)
+                && let Ok(k) = LabelKey::feature_version_enabled(&f, oldv)
+                && self.journal.desired.get(&k) == Some(&LabelValue::true_())
+            {
+                label_changes.push((k, None));
+            }
+        }
+        self.set_desired(label_changes, out);
+
+        let Some(e) = self.features.get_mut(&f) else {
+            return;
+        };
+        // Fast fallback: `container wait` gave up on a deployment (#15432).
+        if status.current_owner != CurrentOwner::Local
+            && status.remote_state == RemoteState::None
+            && old.remote_state == RemoteState::Stopped
+            && fallback_allowed(e.config.as_ref())
+        {
+            out.push(Action::RestartService {
+                feature: f.clone(),
+                owner: SetOwner::Local,
+            });
+            self.track_failure(now, &f);
+            return;
+        }
+        let relevant = init
+            || (status.remote_state != old.remote_state
+                && matches!(
+                    status.remote_state,
+                    RemoteState::Pending | RemoteState::Stopped
+                ));
+        if relevant && e.config.is_some() && !e.check_pending {
+            e.check_pending = true;
+            out.push(Action::CheckService(f.clone()));
+        }
+        self.track_failure(now, &f);
+    }
+
+    fn on_service_activity(&mut self, f: &FeatureName, active: bool, out: &mut Vec<Action>) {
+        let Some(e) = self.features.get_mut(f) else {
+            return;
+        };
+        if !std::mem::take(&mut e.check_pending) {
+            return;
+        }
+        let cfg = e.config.clone().unwrap_or_default();
+        let st = e.status.clone().unwrap_or_default();
+        if !active {
+            // A kube upgrade stopped the service: start it again quickly.
+            if cfg.set_owner == SetOwner::Kube
+                && st.current_owner == CurrentOwner::None
+                && st.remote_state == RemoteState::Stopped
+            {
+                out.push(Action::RestartService {
+                    feature: f.clone(),
+                    owner: SetOwner::Kube,
+                });
+            }
+            return;
+        }
+        let label = LabelValue::from_bool(cfg.set_owner == SetOwner::Kube);
+        self.set_desired(vec![(LabelKey::feature_enabled(f), Some(label))], out);
+        let restart = match cfg.set_owner {
+            // #19528: `none` (nothing runs, e.g. config reload) is no reason to restart.
+            SetOwner::Local => st.current_owner == CurrentOwner::Kube,
+            SetOwner::Kube => {
+                st.current_owner != CurrentOwner::None && st.remote_state == RemoteState::Pending
+            }
+        };
+        if restart {
+            out.push(Action::RestartService {
+                feature: f.clone(),
+                owner: cfg.set_owner,
+            });
+        }
+    }
+
+    fn on_image_facts(
+        &mut self,
+        now: Timestamp,
+        f: &FeatureName,
+        container: Option<ContainerInfo>,
+        local_container: Option<ContainerInfo>,
+        images: Vec<ImageInfo>,
+        out: &mut Vec<Action>,
+    ) {
+        let settings = self.images.effective(f);
+        let retry = now.plus(self.timers.retry_tag_latest);
+        let Some(e) = self.features.get_mut(f) else {
+            return;
+        };
+        let status = e.status.clone().unwrap_or_default();
+        let Some(m) = e
+            .mark_good
+            .as_mut()
+            .filter(|m| m.stage == MarkStage::Gathering)
+        else {
+            return;
+        };
+        let facts = MarkGoodFacts {
+            feature: f.clone(),
+            version: m.version.clone(),
+            container,
+            local_container,
+            images,
+            stable: status.container_stable_version,
+            last: status.container_last_version,
+        };
+        match plan_mark_good(&settings, &facts) {
+            MarkGoodPlan::NotRunning => e.mark_good = None,
+            MarkGoodPlan::Retry(_) => m.stage = MarkStage::Waiting(retry),
+            MarkGoodPlan::Ops(ops) if ops.is_empty() => e.mark_good = None,
+            MarkGoodPlan::Ops(ops) => {
+                m.stage = MarkStage::Running;
+                out.push(Action::RunImageOps {
+                    feature: f.clone(),
+                    ops,
+                });
+            }
+        }
+    }
+
+    /// Starts or stops the failure clock of a feature from its latest config and status.
+    fn track_failure(&mut self, now: Timestamp, f: &FeatureName) {
+        let Some(e) = self.features.get_mut(f) else {
+            return;
+        };
+        let failing = match (&e.config, &e.status) {
+            (Some(c), Some(s)) => {
+                c.set_owner == SetOwner::Kube
+                    && c.kube_failure_detection.is_some()
+                    && s.system_state == Some(SystemState::Up)
+                    && !runs_under_kube(s)
+            }
+            (None, _) | (_, None) => false,
+        };
+        if failing {
+            if e.failing_since.is_none() {
+                e.failing_since = Some(now);
+            }
+        } else {
+            e.failing_since = None;
+            e.alerted = false;
+            e.fell_back = false;
+        }
+    }
+}
