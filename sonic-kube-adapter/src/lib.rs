@@ -1,1 +1,24 @@
-//! TODO: crate docs.
+//! Kubernetes side of SONiC's managed containers, through kube-rs (rustls with ring only).
+//!
+//! * [`cluster::KubeNodeCluster`] implements the core's `NodeCluster` port: join and reset of
+//!   the master, node readiness, node labels by one merge patch.
+//! * [`client`]: the CA fetch at join (the switch's client certificate; the master verified
+//!   against the system roots plus an optional bundle unless `insecure`) and clients built from
+//!   the joined kubeconfig.
+//! * [`kubeconfig`]: rendering (IPv6 bracketed) and the atomic 0600 write.
+//! * [`command`]: node-side programs behind the [`command::CommandRunner`] port, argv lists
+//!   and enforced timeouts, never a shell.
+//! * [`error`]: [`error::KubeError`], classified transient or permanent.
+
+pub mod client;
+pub mod cluster;
+pub mod command;
+pub mod config;
+pub mod error;
+pub mod kubeconfig;
+pub mod labels;
+
+pub use cluster::{JoinLock, JoinOutcome, KubeNodeCluster};
+pub use command::{CommandError, CommandOutput, CommandRunner, CommandSpec, TokioCommandRunner};
+pub use config::{KubePaths, KubeSettings};
+pub use error::{KubeError, Step};
