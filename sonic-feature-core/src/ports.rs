@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::labels::LabelJournal;
 use crate::model::{
     ContainerId, FeatureConfig, FeatureName, FeatureStatus, LabelKey, NodeLabels, ServerConfig,
     ServerStatus, StatusUpdate, Timestamp, Version,
@@ -150,6 +151,21 @@ pub trait FeatureStore: Send + Sync {
         set: &NodeLabels,
         remove: &[LabelKey],
     ) -> Result<(), PortError>;
+}
+
+/// What only the manager writes: the server status and its persisted label journal
+/// (implemented by `sonic-db`). An addition to the ARCHITECTURE.md port list: `FeatureStore`
+/// can read the server status but not write it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ManagerStateStore: Send + Sync {
+    /// Replaces STATE_DB `KUBERNETES_MASTER|SERVER` with `status` (fields it does not hold are
+    /// deleted).
+    async fn write_server_status(&self, status: &ServerStatus) -> Result<(), PortError>;
+    /// Loads the persisted label journal; `None` when none was saved yet.
+    async fn load_label_journal(&self) -> Result<Option<LabelJournal>, PortError>;
+    /// Persists the label journal.
+    async fn save_label_journal(&self, journal: &LabelJournal) -> Result<(), PortError>;
 }
 
 /// Docker containers (implemented by `sonic-docker-adapter`).

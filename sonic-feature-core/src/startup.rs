@@ -92,7 +92,7 @@ pub enum StartupEvent {
     /// The deadline of [`StartupMachine::poll_timeout`] passed.
     Timeout,
     /// Answer to [`StartupAction::ReadFacts`].
-    Facts(StartupFacts),
+    Facts(Box<StartupFacts>),
 }
 
 /// Output of the [`StartupMachine`].
@@ -272,8 +272,8 @@ impl StartupMachine {
     /// Feeds one event at `now`; returns the actions to carry out in order.
     pub fn step(&mut self, now: Timestamp, ev: StartupEvent) -> Vec<StartupAction> {
         match (&self.phase, ev) {
-            (Phase::Checking, StartupEvent::Facts(facts)) => self.check(now, facts),
-            (Phase::Polling, StartupEvent::Facts(facts)) => self.poll(now, facts),
+            (Phase::Checking, StartupEvent::Facts(facts)) => self.check(now, *facts),
+            (Phase::Polling, StartupEvent::Facts(facts)) => self.poll(now, *facts),
             (Phase::FrozenUntil(at, _), StartupEvent::Timeout)
                 if now >= *at =>
             {
