@@ -210,12 +210,10 @@ fn classify_chain(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
         if let Some(io) = err.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
         {
-            // `io::Error::source` skips the wrapped error itself, so look at it directly.
-            if inner.downcast_ref::<rustls::Error>().is_some() {
+            // `io::Error::source` skips the wrapped error itself (hyper-rustls nests io errors
+            // around the rustls error), so descend into it directly.
+            if classify_chain(inner) == ErrorKind::Permanent {
                 return ErrorKind::Permanent;
-            }
-            if inner.source().is_some() {
-                return classify_chain(inner);
             }
         }
         cur = err.source();
@@ -243,6 +241,11 @@ mod tests {
             rustls::CertificateError::UnknownIssuer,
         ));
         assert_eq!(classify_chain(&io), ErrorKind::Permanent);
+        let nested = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert_eq!(classify_chain(&nested), ErrorKind::Permanent);
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(classify_chain(&refused), ErrorKind::Transient);
     }
