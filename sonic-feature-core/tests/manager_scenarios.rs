@@ -1,0 +1,616 @@
+//! Scenario traces of the manager behind ctrmgrd, one per upstream scenario id
+//! (upstream-ctrmgrd.md §8.2: SV0..SV2, F0..F5, L0..L2) plus the HLD-only behaviours (version
+//! labels, failure detection and rollback, label journal across outages, image management).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{check, feat, labels, ver};
+use sonic_feature_core::labels::LabelJournal;
+use sonic_feature_core::manager::{Action, Event, Manager, NodeInfo};
+use sonic_feature_core::model::{
+    CurrentOwner, FeatureConfig, FeatureStatus, ImageMgmt, ImageMgmtOverride, RemoteCtrConfig,
+    RemoteState, ServerConfig, ServerStatus, SetOwner, SystemState, Timestamp,
+};
+use sonic_feature_core::ports::{ContainerInfo, ImageInfo};
+
+fn node() -> NodeInfo {
+    NodeInfo {
+        sonic_version: "20201230.111".into(),
+        hwsku: "mock".into(),
+        deployment_type: None,
+        platform: None,
+    }
+}
+
+/// The upstream test timers: join latency 2 s, retries 0, revert 5 s, tag latest 0.
+fn test_timers() -> RemoteCtrConfig {
+    RemoteCtrConfig {
+        join_latency_on_boot: Duration::from_secs(2),
+        retry_join_interval: Duration::from_secs(0),
+        retry_labels_update: Duration::from_secs(0),
+        revert_to_local_on_wait: Duration::from_secs(5),
+        tag_latest_image_on_wait: Duration::from_secs(0),
+        retry_tag_latest: Duration::from_secs(0),
+        retry_clean_image: Duration::from_secs(0),
+        use_k8s_as_http_proxy: false,
+    }
+}
+
+/// Runs `(seconds, label, event)` steps, printing `@<s>s <label>` and the actions indented.
+struct Sim {
+    m: Manager,
+    out: Vec<String>,
+}
+
+impl Sim {
+    fn new() -> Self {
+        Self::with(RemoteCtrConfig::default())
+    }
+    fn with(timers: RemoteCtrConfig) -> Self {
+        Self {
+            m: Manager::new(timers, node(), LabelJournal::default()),
+            out: Vec::new(),
+        }
+    }
+    fn at(&mut self, secs: u64, label: &str, ev: Event) -> Vec<Action> {
+        let now = Timestamp::from_millis(secs * 1000);
+        let actions = self.m.step(now, ev);
+        self.out.push(format!("@{secs}s {label}"));
+        for a in &actions {
+            if !matches!(a, Action::SaveLabelJournal(_)) {
+                self.out.push(format!("  {a}"));
+            }
+        }
+        actions
+    }
+    /// Steps to the next deadline.
+    fn tick(&mut self) -> Vec<Action> {
+        let t = self.m.poll_timeout().expect("a deadline").as_millis() / 1000;
+        self.at(t, "timeout", Event::Timeout)
+    }
+    fn trace(&self) -> String {
+        self.out.join("\n")
+    }
+}
+
+fn server(ip: &str) -> ServerConfig {
+    ServerConfig {
+        ip: Some(ip.into()),
+        ..ServerConfig::default()
+    }
+}
+
+fn cfg(owner: SetOwner) -> FeatureConfig {
+    FeatureConfig {
+        set_owner: owner,
+        ..FeatureConfig::default()
+    }
+}
+
+fn st(owner: CurrentOwner, remote: RemoteState) -> FeatureStatus {
+    FeatureStatus {
+        system_state: Some(SystemState::Up),
+        current_owner: owner,
+        remote_state: remote,
+        container_id: Some(match owner {
+            CurrentOwner::Local => "snmp".into(),
+            CurrentOwner::Kube => "0123456789ab".into(),
+            CurrentOwner::None => String::new(),
+        }),
+        ..FeatureStatus::default()
+    }
+}
+
+fn fconf(f: &str, c: FeatureConfig) -> Event {
+    Event::FeatureConfigChanged {
+        feature: feat(f),
+        config: Some(c),
+    }
+}
+
+fn fstat(f: &str, s: FeatureStatus) -> Event {
+    Event::FeatureStatusChanged {
+        feature: feat(f),
+        status: s,
+    }
+}
+
+fn active(f: &str, a: bool) -> Event {
+    Event::ServiceActivity {
+        feature: feat(f),
+        active: a,
+    }
+}
+
+fn start(cfg: ServerConfig, booted: bool) -> Event {
+    Event::Start {
+        server_config: cfg,
+        server_status: ServerStatus {
+            update_time: (!booted).then(|| "2020-12-08 22:59:57".to_owned()),
+            ..ServerStatus::default()
+        },
+    }
+}
+
+#[test]
+fn sv0_boot_waits_latency_then_join_retries_and_describes_the_node() {
+    let mut s = Sim::with(test_timers());
+    s.at(0, "start after boot", start(server("10.10.10.10"), true));
+    let mut upd = server("10.10.10.10");
+    upd.insecure = true;
+    s.at(1, "config insecure=true", Event::ServerConfigChanged(upd));
+    s.tick();
+    // Retry interval 0 (the upstream test config): the retry is immediate.
+    s.at(2, "join failed", Event::JoinFailed);
+    s.at(2, "join ok", Event::JoinSucceeded);
+    check(
+        &s.trace(),
+        r#"
+        @0s start after boot
+        @1s config insecure=true
+        @2s timeout
+          join 10.10.10.10:6443 insecure=true
+        @2s join failed
+          join 10.10.10.10:6443 insecure=true
+        @2s join ok
+          server status connected=true ip=10.10.10.10 port=6443
+          desired labels deployment_type=unknown hwsku=mock sonic_version=20201230.111 worker.sonic/platform=
+          read node labels
+        "#,
+    );
+}
+
+#[test]
+fn sv1_restart_of_the_daemon_joins_at_once_secure() {
+    let mut s = Sim::new();
+    s.at(0, "start", start(server("10.10.10.10"), false));
+    check(
+        &s.trace(),
+        r#"
+        @0s start
+          join 10.10.10.10:6443 insecure=false
+        "#,
+    );
+}
+
+#[test]
+fn sv2_disable_after_join_resets_and_records_disconnected() {
+    let mut s = Sim::new();
+    s.at(0, "start", start(server("10.10.10.10"), false));
+    s.at(1, "join ok", Event::JoinSucceeded);
+    let mut off = server("10.10.10.10");
+    off.disable = true;
+    s.at(2, "config disable=true", Event::ServerConfigChanged(off.clone()));
+    s.at(3, "same config again", Event::ServerConfigChanged(off));
+    check(
+        &s.trace(),
+        r#"
+        @0s start
+          join 10.10.10.10:6443 insecure=false
+        @1s join ok
+          server status connected=true ip=10.10.10.10 port=6443
+          desired labels deployment_type=unknown hwsku=mock sonic_version=20201230.111 worker.sonic/platform=
+          read node labels
+        @2s config disable=true
+          reset
+          server status connected=false ip=10.10.10.10 port=6443
+        @3s same config again
+        "#,
+    );
+}
+
+#[test]
+fn f0_owner_local_while_kube_runs_restarts_and_clears_the_label() {
+    let mut s = Sim::new();
+    s.at(0, "state", fstat("snmp", st(CurrentOwner::Kube, RemoteState::Running)));
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Local)));
+    s.at(0, "active", active("snmp", true));
+    check(
+        &s.trace(),
+        r#"
+        @0s state
+        @0s config
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=false
+          restart snmp -> local
+        "#,
+    );
+}
+
+#[test]
+fn f1_pending_deployment_while_local_runs_restarts_to_kube() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(0, "state", fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)));
+    s.at(0, "active", active("snmp", true));
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+          restart snmp -> kube
+        "#,
+    );
+}
+
+#[test]
+fn f2_inactive_service_is_left_alone() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(0, "state", fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)));
+    s.at(0, "inactive", active("snmp", false));
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active snmp
+        @0s inactive
+        "#,
+    );
+}
+
+fn kube_running(v: &str) -> FeatureStatus {
+    let mut s = st(CurrentOwner::Kube, RemoteState::Running);
+    s.container_version = Some(ver(v));
+    s.container_stable_version = Some(ver("20201231.64"));
+    s
+}
+
+fn container(id: &str, image: &str, running: bool) -> ContainerInfo {
+    ContainerInfo {
+        id: id.into(),
+        name: id.into(),
+        image_id: image.into(),
+        image_version: None,
+        running,
+    }
+}
+
+fn img(id: &str, repo: &str, tag: &str) -> ImageInfo {
+    ImageInfo {
+        id: id.into(),
+        repository: repo.into(),
+        tag: tag.into(),
+    }
+}
+
+#[test]
+fn f3_running_deployment_is_tagged_as_good_after_the_timer() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    let mut ready = st(CurrentOwner::Kube, RemoteState::Ready);
+    ready.container_version = Some(ver("20201231.74"));
+    s.at(0, "ready", fstat("snmp", ready));
+    s.at(0, "active", active("snmp", true));
+    s.at(1, "running", fstat("snmp", kube_running("20201231.74")));
+    s.tick();
+    s.at(
+        601,
+        "facts",
+        Event::ImageFacts {
+            feature: feat("snmp"),
+            container: Some(container("0123456789ab", "sha256:74", true)),
+            local_container: Some(container("snmp", "sha256:11", false)),
+            images: vec![
+                img("sha256:74", "acr.io/docker-snmp", "20201231.74"),
+                img("sha256:64", "acr.io/docker-snmp", "20201231.64"),
+                img("sha256:11", "docker-snmp", "20201230.11"),
+                img("sha256:11", "docker-snmp", "latest"),
+            ],
+        },
+    );
+    s.at(
+        602,
+        "ops done",
+        Event::ImageOpsDone {
+            feature: feat("snmp"),
+            ok: true,
+        },
+    );
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s ready
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+        @1s running
+          desired labels snmp_20201231.74_enabled=true
+        @601s timeout
+          gather image facts snmp 0123456789ab
+        @601s facts
+          image ops snmp: [docker tag sha256:74 docker-snmp:latest] [docker rm snmp] [status {container_stable_version: 20201231.74, container_last_version: 20201231.64}] [docker rmi docker-snmp:20201230.11]
+        @602s ops done
+        "#,
+    );
+    assert_eq!(s.m.poll_timeout(), None);
+}
+
+#[test]
+fn f4_stopped_to_none_without_config_restarts_at_once() {
+    let mut s = Sim::new();
+    s.at(0, "stopped", fstat("snmp", st(CurrentOwner::None, RemoteState::Stopped)));
+    s.at(1, "none", fstat("snmp", st(CurrentOwner::None, RemoteState::None)));
+    check(
+        &s.trace(),
+        r#"
+        @0s stopped
+        @1s none
+          restart snmp -> local
+        "#,
+    );
+}
+
+#[test]
+fn f5_local_owner_with_nothing_running_is_not_restarted() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("swss", cfg(SetOwner::Local)));
+    s.at(0, "state", fstat("swss", st(CurrentOwner::None, RemoteState::None)));
+    s.at(0, "active", active("swss", true));
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active swss
+        @0s active
+          desired labels swss_enabled=false
+        "#,
+    );
+}
+
+fn connected_sim() -> Sim {
+    let mut s = Sim::new();
+    s.at(0, "start", start(server("10.10.10.10"), false));
+    s.at(0, "join ok", Event::JoinSucceeded);
+    s.at(0, "node labels", Event::NodeLabelsRead(labels(&[])));
+    s.out.clear();
+    s
+}
+
+#[test]
+fn l0_connected_node_gets_desired_labels() {
+    let mut s = connected_sim();
+    s.at(1, "desired", Event::DesiredLabelsChanged(labels(&[("foo", "bar")])));
+    check(
+        &s.trace(),
+        r#"
+        @1s desired
+          patch node labels foo=bar
+        "#,
+    );
+}
+
+#[test]
+fn l1_disconnected_node_gets_nothing_until_joined() {
+    let mut s = Sim::new();
+    s.at(0, "desired", Event::DesiredLabelsChanged(labels(&[("foo", "bar")])));
+    check(&s.trace(), "@0s desired");
+}
+
+#[test]
+fn l2_failed_label_push_is_retried() {
+    let mut s = connected_sim();
+    s.at(1, "desired", Event::DesiredLabelsChanged(labels(&[("foo", "bar")])));
+    s.at(1, "patch failed", Event::LabelsPatchFailed);
+    s.tick();
+    s.at(6, "patched", Event::LabelsPatched);
+    check(
+        &s.trace(),
+        r#"
+        @1s desired
+          patch node labels foo=bar
+        @1s patch failed
+        @6s timeout
+          patch node labels foo=bar
+        @6s patched
+        "#,
+    );
+}
+
+#[test]
+fn label_changes_during_a_master_outage_are_drained_in_order_on_rejoin() {
+    let mut s = connected_sim();
+    s.at(1, "desired a", Event::DesiredLabelsChanged(labels(&[("a", "1")])));
+    s.at(1, "patched", Event::LabelsPatched);
+    let mut off = server("10.10.10.10");
+    off.disable = true;
+    s.at(2, "outage", Event::ServerConfigChanged(off));
+    s.at(3, "desired a=2 b", Event::DesiredLabelsChanged(labels(&[("a", "2"), ("b", "x")])));
+    s.at(4, "desired b only", Event::DesiredLabelsChanged(labels(&[("b", "x")])));
+    s.at(5, "back", Event::ServerConfigChanged(server("10.10.10.10")));
+    s.at(6, "join ok", Event::JoinSucceeded);
+    s.at(
+        6,
+        "node labels",
+        Event::NodeLabelsRead(labels(&[("a", "1"), ("kubernetes.io/os", "linux")])),
+    );
+    check(
+        &s.trace(),
+        r#"
+        @1s desired a
+          patch node labels a=1
+        @1s patched
+        @2s outage
+          reset
+          server status connected=false ip=10.10.10.10 port=6443
+        @3s desired a=2 b
+        @4s desired b only
+        @5s back
+          join 10.10.10.10:6443 insecure=false
+        @6s join ok
+          server status connected=true ip=10.10.10.10 port=6443
+          desired labels deployment_type=unknown hwsku=mock sonic_version=20201230.111 worker.sonic/platform=
+          read node labels
+        @6s node labels
+          patch node labels b=x a-
+        "#,
+    );
+}
+
+#[test]
+fn database_is_never_managed() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("database", cfg(SetOwner::Kube)));
+    s.at(0, "state", fstat("database", st(CurrentOwner::Kube, RemoteState::Pending)));
+    s.at(1, "none", fstat("database", st(CurrentOwner::None, RemoteState::None)));
+    check(&s.trace(), "@0s config\n@0s state\n@1s none");
+}
+
+#[test]
+fn newer_running_version_replaces_the_older_version_label() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(0, "running 1.0", fstat("snmp", kube_running("1.0")));
+    s.at(0, "active", active("snmp", true));
+    s.at(
+        0,
+        "desired echoed",
+        Event::DesiredLabelsChanged(labels(&[("snmp_1.0_enabled", "true"), ("snmp_enabled", "true")])),
+    );
+    let mut v2 = kube_running("2.0");
+    v2.container_id = Some("abcdefabcdef".into());
+    s.at(10, "running 2.0", fstat("snmp", v2));
+    s.at(20, "owner local", fconf("snmp", cfg(SetOwner::Local)));
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s running 1.0
+          desired labels snmp_1.0_enabled=true
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+        @0s desired echoed
+        @10s running 2.0
+          desired labels snmp_2.0_enabled=true snmp_1.0_enabled-
+        @20s owner local
+          is-active snmp
+        "#,
+    );
+}
+
+fn watched(minutes: u64, fallback: bool) -> FeatureConfig {
+    FeatureConfig {
+        set_owner: SetOwner::Kube,
+        fallback,
+        kube_failure_detection: Some(Duration::from_secs(minutes * 60)),
+        ..FeatureConfig::default()
+    }
+}
+
+#[test]
+fn failing_deployment_raises_an_alert_then_falls_back_to_the_golden_image() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(5, true)));
+    let mut pending = st(CurrentOwner::None, RemoteState::Pending);
+    pending.container_version = Some(ver("2.0"));
+    s.at(0, "pending", fstat("snmp", pending));
+    s.at(0, "inactive", active("snmp", false));
+    s.tick();
+    s.tick();
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s pending
+          is-active snmp
+        @0s inactive
+        @300s timeout
+          alert snmp: not running under kubernetes for 5 minutes
+        @600s timeout
+          alert snmp: failure persists: falling back to the local golden image
+          desired labels snmp_2.0_enabled=false
+          status snmp {remote_state: none}
+          restart snmp -> local
+        "#,
+    );
+    assert_eq!(s.m.poll_timeout(), None);
+}
+
+#[test]
+fn failing_deployment_without_fallback_only_alerts() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(1, false)));
+    s.at(0, "pending", fstat("snmp", st(CurrentOwner::None, RemoteState::Pending)));
+    s.tick();
+    s.tick();
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s pending
+          is-active snmp
+        @60s timeout
+          alert snmp: not running under kubernetes for 1 minutes
+        @120s timeout
+          alert snmp: failure persists and fallback to local is not allowed
+        "#,
+    );
+}
+
+#[test]
+fn recovery_before_the_deadline_cancels_failure_detection() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(5, true)));
+    s.at(0, "pending", fstat("snmp", st(CurrentOwner::None, RemoteState::Pending)));
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(300_000)));
+    s.at(100, "running", fstat("snmp", kube_running("2.0")));
+    // Only the mark-good timer (600 s after running) remains.
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(700_000)));
+}
+
+#[test]
+fn image_management_disabled_arms_no_mark_good_timer() {
+    let mut s = Sim::new();
+    let mut m = ImageMgmt::default();
+    m.per_feature.insert(
+        feat("snmp"),
+        ImageMgmtOverride {
+            disable: Some(true),
+            ..ImageMgmtOverride::default()
+        },
+    );
+    s.at(0, "image mgmt", Event::ImageMgmtChanged(m));
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(1, "running", fstat("snmp", kube_running("2.0")));
+    assert_eq!(s.m.poll_timeout(), None);
+}
+
+#[test]
+fn deployment_that_stopped_before_the_timer_is_not_marked_good() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(1, "running", fstat("snmp", kube_running("2.0")));
+    let mut stopped = kube_running("2.0");
+    stopped.remote_state = RemoteState::Stopped;
+    stopped.current_owner = CurrentOwner::None;
+    s.at(100, "stopped", fstat("snmp", stopped));
+    assert_eq!(s.m.poll_timeout(), None);
+}
+
+#[test]
+fn redelivered_events_give_no_actions() {
+    let mut s = connected_sim();
+    let evs = vec![
+        fconf("snmp", cfg(SetOwner::Kube)),
+        fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)),
+        active("snmp", true),
+        Event::DesiredLabelsChanged(labels(&[("foo", "bar")])),
+        Event::LabelsPatched,
+        Event::JoinSucceeded,
+    ];
+    for (i, ev) in evs.into_iter().enumerate() {
+        let t = 10 + i as u64;
+        s.at(t, "first", ev.clone());
+        assert!(s.at(t, "again", ev).is_empty(), "{}", s.trace());
+    }
+}
