@@ -1,0 +1,146 @@
+//! The `config feature install|uninstall` command functions: each is one call for the command
+//! tree, returning the [`Exit`] to print.
+//!
+//! Install order: files, then `systemctl daemon-reload` (so systemd knows the new unit), then
+//! the CONFIG_DB `FEATURE` entry — last, because `state=enabled` is what makes featured start the
+//! service. Uninstall removes the files and reloads; it leaves `FEATURE|<name>` alone, since a
+//! feature whose image ships its own unit keeps running from that unit once ours is gone (disable
+//! a kube-only feature with `config feature state <name> disabled` before uninstalling it).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sonic_db::{DbError, Namespace, SonicDbConfig};
+use sonic_feature_core::model::FeatureName;
+
+use crate::click::Exit;
+use crate::install::files::{self, InstallPaths};
+use crate::install::spec::{ServiceSpec, feature_entry_fields};
+use crate::install::InstallError;
+use crate::schema_gap::{CONFIG_DB, FEATURE};
+
+/// How long `systemctl daemon-reload` may take.
+pub const DAEMON_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Paths and the systemctl program for the install commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Where files go.
+    pub paths: InstallPaths,
+    /// The program run as `<systemctl> daemon-reload` after files change; `None`: no reload.
+    pub systemctl: Option<PathBuf>,
+}
+
+impl InstallOptions {
+    /// `SONIC_SYSTEMCTL` overrides the systemctl program; set and empty, no reload is run.
+    pub const SYSTEMCTL_ENV: &'static str = "SONIC_SYSTEMCTL";
+
+    /// [`InstallPaths::from_env`] and `systemctl` from `PATH` unless `SONIC_SYSTEMCTL` says
+    /// otherwise.
+    pub fn from_env() -> Self {
+        let systemctl = match std::env::var_os(Self::SYSTEMCTL_ENV) {
+            None => Some(PathBuf::from("systemctl")),
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(PathBuf::from(v)),
+        };
+        Self { paths: InstallPaths::from_env(), systemctl }
+    }
+}
+
+/// `<systemctl> daemon-reload` with an enforced timeout.
+pub async fn daemon_reload(systemctl: &Path) -> Result<(), InstallError> {
+    let fail = |reason: String| InstallError::DaemonReload { program: systemctl.to_path_buf(), reason };
+    let child = tokio::process::Command::new(systemctl)
+        .arg("daemon-reload")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DAEMON_RELOAD_TIMEOUT, child)
+        .await
+        .map_err(|_| fail(format!("no answer within {}s", DAEMON_RELOAD_TIMEOUT.as_secs())))?
+        .map_err(|e| fail(e.to_string()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(fail(format!("{}: {}", output.status, stderr.trim())));
+    }
+    Ok(())
+}
+
+fn error_exit(e: &InstallError) -> Exit {
+    Exit::stderr(1, format!("Error: {e}\n"))
+}
+
+async fn install_spec(
+    dbs: &SonicDbConfig,
+    spec: &ServiceSpec,
+    opts: &InstallOptions,
+) -> Result<Exit, DbError> {
+    let installed = match files::install(spec, &opts.paths) {
+        Ok(installed) => installed,
+        Err(e) => return Ok(error_exit(&e)),
+    };
+    if let Some(systemctl) = &opts.systemctl
+        && let Err(e) = daemon_reload(systemctl).await
+    {
+        return Ok(error_exit(&e));
+    }
+    let config = dbs.open(&Namespace::Host, CONFIG_DB).await?;
+    config.mod_entry(FEATURE, spec.name.as_str(), &feature_entry_fields()).await?;
+    let verb = if installed.replaced { "Updated" } else { "Installed" };
+    Ok(Exit::stdout(
+        0,
+        format!(
+            "{verb} feature {}: {} and {}\n",
+            spec.name,
+            installed.unit.display(),
+            installed.script.display()
+        ),
+    ))
+}
+
+/// `config feature install NAME [REQUIRED_SERVICE ...]` (HLD proposal 1).
+pub async fn config_feature_install(
+    dbs: &SonicDbConfig,
+    name: &str,
+    required: &[String],
+    opts: &InstallOptions,
+) -> Result<Exit, DbError> {
+    match ServiceSpec::simple(name, required) {
+        Ok(spec) => install_spec(dbs, &spec, opts).await,
+        Err(e) => Ok(error_exit(&e)),
+    }
+}
+
+/// `config feature install --spec FILE` (HLD proposal 2).
+pub async fn config_feature_install_spec(
+    dbs: &SonicDbConfig,
+    spec_file: &Path,
+    opts: &InstallOptions,
+) -> Result<Exit, DbError> {
+    match ServiceSpec::from_file(spec_file) {
+        Ok(spec) => install_spec(dbs, &spec, opts).await,
+        Err(e) => Ok(error_exit(&e)),
+    }
+}
+
+/// `config feature uninstall NAME`. Needs no database; it returns a `Result` like the other
+/// command functions so that it wires the same way.
+pub async fn config_feature_uninstall(name: &str, opts: &InstallOptions) -> Result<Exit, DbError> {
+    let name = match FeatureName::parse(name) {
+        Ok(name) => name,
+        Err(source) => {
+            return Ok(error_exit(&InstallError::FeatureName { field: "name".to_owned(), source }));
+        }
+    };
+    let removed = match files::uninstall(&name, &opts.paths) {
+        Ok(u) => u.removed,
+        Err(e) => return Ok(error_exit(&e)),
+    };
+    if let Some(systemctl) = &opts.systemctl
+        && let Err(e) = daemon_reload(systemctl).await
+    {
+        return Ok(error_exit(&e));
+    }
+    let list: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+    Ok(Exit::stdout(0, format!("Uninstalled feature {name}: removed {}\n", list.join(" and "))))
+}
