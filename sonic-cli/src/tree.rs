@@ -304,11 +304,11 @@ pub fn config_tree() -> Node<ConfigAction> {
             ),
         ],
     );
-    let force = || Param::Flag {
+    let force = |help| Param::Flag {
         name: arg::FORCE,
         short: Some("-f"),
         long: "--force",
-        help: "Act even when already in the requested state",
+        help,
     };
     let server = group(
         "server",
@@ -375,22 +375,16 @@ pub fn config_tree() -> Node<ConfigAction> {
             label,
             command(
                 "join",
-                Some(
-                    "Ask ctrmgrd to join the configured Kubernetes master (with -f even when \
-                     already connected)",
-                ),
+                Some("Ask ctrmgrd to join the Kubernetes master"),
                 None,
-                vec![force()],
+                vec![force("Join even when already connected")],
                 ConfigAction::KubeJoin,
             ),
             command(
                 "reset",
-                Some(
-                    "Ask ctrmgrd to reset the connection to the Kubernetes master (with -f even \
-                     when not connected)",
-                ),
+                Some("Ask ctrmgrd to reset the connection to the Kubernetes master"),
                 None,
-                vec![force()],
+                vec![force("Reset even when not connected")],
                 ConfigAction::KubeReset,
             ),
         ],
