@@ -522,3 +522,624 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
         Action::Alert { .. } => Executed::default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use futures::executor::block_on;
+    use mockall::Sequence;
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::model::{
+        AdminState, CurrentOwner, FeatureConfig, FeatureStatus, LabelKey, LabelValue, NodeLabels,
+        RemoteState, ServerConfig, ServerStatus, SetOwner, StatusUpdate, SystemState, Timestamp,
+        Version,
+    };
+    use crate::ports::{
+        ContainerInfo, ImageInfo, MockContainerRuntime, MockFeatureStore, MockImageStore,
+        MockManagerStateStore, MockNodeCluster, MockServiceManager,
+    };
+
+    /// A manual clock; `sleep` advances it, so no test waits for real time.
+    #[derive(Clone, Default)]
+    struct ManualClock(Arc<AtomicU64>);
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+        }
+        fn wall_time(&self) -> String {
+            "2020-12-08 22:59:57".to_owned()
+        }
+    }
+
+    impl ManualClock {
+        fn sleeper(&self) -> impl Fn(Duration) -> std::future::Ready<()> + use<> {
+            let c = self.0.clone();
+            move |d: Duration| {
+                c.fetch_add(u64::try_from(d.as_millis()).unwrap(), Ordering::SeqCst);
+                std::future::ready(())
+            }
+        }
+    }
+
+    fn snmp() -> FeatureName {
+        FeatureName::parse("snmp").unwrap()
+    }
+
+    fn store_with(config: FeatureConfig, status: FeatureStatus, connected: bool) -> MockFeatureStore {
+        let mut s = MockFeatureStore::new();
+        s.expect_feature_config()
+            .returning(move |_| Ok(Some(config.clone())));
+        s.expect_feature_status()
+            .times(1)
+            .returning(move |_| Ok(status.clone()));
+        s.expect_server_status().returning(move || {
+            Ok(ServerStatus {
+                connected,
+                ..ServerStatus::default()
+            })
+        });
+        s
+    }
+
+    fn label(k: &str, v: &str) -> NodeLabels {
+        [(LabelKey::parse(k).unwrap(), LabelValue::parse(v).unwrap())]
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn start_of_local_feature_clears_label_then_records_then_starts() {
+        let mut store = store_with(FeatureConfig::default(), FeatureStatus::default(), false);
+        let mut rt = MockContainerRuntime::new();
+        let mut seq = Sequence::new();
+        store
+            .expect_update_desired_labels()
+            .with(eq(label("snmp_enabled", "false")), eq(Vec::<LabelKey>::new()))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        store
+            .expect_update_feature_status()
+            .withf(|_, u| u.current_owner == Some(CurrentOwner::Local))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        rt.expect_start()
+            .withf(|id| id.as_str() == "snmp")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        let clock = ManualClock::default();
+        block_on(container_start(&store, &rt, &clock, &snmp(), true)).unwrap();
+    }
+
+    #[test]
+    fn start_of_kube_feature_with_pending_deployment_never_touches_docker() {
+        let cfg = FeatureConfig {
+            set_owner: SetOwner::Kube,
+            ..FeatureConfig::default()
+        };
+        let st = FeatureStatus {
+            remote_state: RemoteState::Stopped,
+            ..FeatureStatus::default()
+        };
+        let mut store = store_with(cfg, st, true);
+        store
+            .expect_update_feature_status()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        store
+            .expect_update_desired_labels()
+            .with(eq(label("snmp_enabled", "true")), eq(Vec::<LabelKey>::new()))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        // No expectation on the runtime: any Docker call fails the test.
+        let rt = MockContainerRuntime::new();
+        block_on(container_start(&store, &rt, &ManualClock::default(), &snmp(), true)).unwrap();
+    }
+
+    #[test]
+    fn failed_docker_stop_still_records_down_and_reports_the_failure() {
+        let st = FeatureStatus {
+            current_owner: CurrentOwner::Local,
+            ..FeatureStatus::default()
+        };
+        let mut store = store_with(FeatureConfig::default(), st, false);
+        store
+            .expect_update_desired_labels()
+            .returning(|_, _| Ok(()));
+        store
+            .expect_update_feature_status()
+            .withf(|_, u| u.system_state == Some(SystemState::Down))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut rt = MockContainerRuntime::new();
+        rt.expect_stop()
+            .withf(|id, t| id.as_str() == "snmp" && *t == Some(Duration::from_secs(60)))
+            .times(1)
+            .returning(|_, _| Err(PortError::permanent("no such container: snmp")));
+        let err = block_on(container_stop(
+            &store,
+            &rt,
+            &ManualClock::default(),
+            &snmp(),
+            true,
+            Some(Duration::from_secs(60)),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "feature snmp: docker stop -t 60 snmp failed: no such container: snmp"
+        );
+    }
+
+    #[test]
+    fn kill_of_disabled_local_feature_is_refused_without_docker_call() {
+        let st = FeatureStatus {
+            current_owner: CurrentOwner::Local,
+            ..FeatureStatus::default()
+        };
+        let store = store_with(FeatureConfig::default(), st, false);
+        let rt = MockContainerRuntime::new();
+        let err =
+            block_on(container_kill(&store, &rt, &ManualClock::default(), &snmp(), true)).unwrap_err();
+        assert!(matches!(err, ExecError::Refused { .. }), "{err}");
+    }
+
+    #[test]
+    fn kill_of_enabled_local_feature_kills_it() {
+        let cfg = FeatureConfig {
+            state: Some(AdminState::AlwaysEnabled),
+            ..FeatureConfig::default()
+        };
+        let st = FeatureStatus {
+            current_owner: CurrentOwner::Local,
+            ..FeatureStatus::default()
+        };
+        let store = store_with(cfg, st, false);
+        let mut rt = MockContainerRuntime::new();
+        rt.expect_kill().times(1).returning(|_| Ok(()));
+        block_on(container_kill(&store, &rt, &ManualClock::default(), &snmp(), true)).unwrap();
+    }
+
+    #[test]
+    fn store_failure_stops_the_command_before_docker() {
+        let mut store = store_with(FeatureConfig::default(), FeatureStatus::default(), false);
+        store
+            .expect_update_desired_labels()
+            .returning(|_, _| Err(PortError::transient("redis down")));
+        let rt = MockContainerRuntime::new();
+        let err = block_on(container_start(&store, &rt, &ManualClock::default(), &snmp(), true))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "feature snmp: redis down");
+    }
+
+    #[test]
+    fn id_of_feature_with_absent_field_is_its_name() {
+        let store = store_with(FeatureConfig::default(), FeatureStatus::default(), false);
+        let id = block_on(container_id(&store, &ManualClock::default(), &snmp())).unwrap();
+        assert_eq!(id.as_str(), "snmp");
+    }
+
+    #[test]
+    fn wait_on_local_feature_records_stable_version_and_maps_exit_codes() {
+        let st = FeatureStatus {
+            current_owner: CurrentOwner::Local,
+            ..FeatureStatus::default()
+        };
+        let mut store = store_with(FeatureConfig::default(), st, false);
+        store
+            .expect_update_feature_status()
+            .with(
+                eq(snmp()),
+                eq(StatusUpdate::new().container_stable_version(Version::parse("1.2").unwrap())),
+            )
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut rt = MockContainerRuntime::new();
+        rt.expect_inspect().times(1).returning(|_| {
+            Ok(Some(ContainerInfo {
+                id: "abc".into(),
+                name: "snmp".into(),
+                image_id: "sha256:1".into(),
+                image_version: Some(Version::parse("1.2").unwrap()),
+                running: true,
+            }))
+        });
+        rt.expect_wait().times(1).returning(|_| Ok(137));
+        let clock = ManualClock::default();
+        let code = block_on(container_wait(
+            &store,
+            &rt,
+            &clock,
+            clock.sleeper(),
+            &snmp(),
+            true,
+            &RemoteCtrConfig::default(),
+        ))
+        .unwrap();
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn wait_for_deployment_promotes_pending_and_follows_the_new_container() {
+        let cfg = FeatureConfig {
+            set_owner: SetOwner::Kube,
+            ..FeatureConfig::default()
+        };
+        let mut store = MockFeatureStore::new();
+        store
+            .expect_feature_config()
+            .returning(move |_| Ok(Some(cfg.clone())));
+        store
+            .expect_server_status()
+            .returning(|| Ok(ServerStatus::default()));
+        let reads = Arc::new(AtomicU64::new(0));
+        let r = reads.clone();
+        store.expect_feature_status().returning(move |_| {
+            let n = r.fetch_add(1, Ordering::SeqCst);
+            Ok(match n {
+                0 | 1 => FeatureStatus {
+                    container_id: Some(String::new()),
+                    remote_state: RemoteState::Pending,
+                    ..FeatureStatus::default()
+                },
+                _ => FeatureStatus {
+                    current_owner: CurrentOwner::Kube,
+                    container_id: Some("0123456789ab".into()),
+                    remote_state: RemoteState::Running,
+                    ..FeatureStatus::default()
+                },
+            })
+        });
+        store
+            .expect_update_feature_status()
+            .with(eq(snmp()), eq(StatusUpdate::new().remote_state(RemoteState::Ready)))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut rt = MockContainerRuntime::new();
+        rt.expect_wait()
+            .withf(|id| id.as_str() == "0123456789ab")
+            .times(1)
+            .returning(|_| Ok(1));
+        let clock = ManualClock::default();
+        let code = block_on(container_wait(
+            &store,
+            &rt,
+            &clock,
+            clock.sleeper(),
+            &snmp(),
+            true,
+            &RemoteCtrConfig::default(),
+        ))
+        .unwrap();
+        assert_eq!(code, 255);
+        assert_eq!(clock.now(), Timestamp::from_millis(4000));
+    }
+
+    #[test]
+    fn wait_gives_up_at_the_revert_deadline_without_docker_calls() {
+        let cfg = FeatureConfig {
+            set_owner: SetOwner::Kube,
+            ..FeatureConfig::default()
+        };
+        let mut store = MockFeatureStore::new();
+        store
+            .expect_feature_config()
+            .returning(move |_| Ok(Some(cfg.clone())));
+        store
+            .expect_server_status()
+            .returning(|| Ok(ServerStatus::default()));
+        store.expect_feature_status().returning(|_| {
+            Ok(FeatureStatus {
+                container_id: Some(String::new()),
+                ..FeatureStatus::default()
+            })
+        });
+        store
+            .expect_update_feature_status()
+            .with(eq(snmp()), eq(StatusUpdate::new().remote_state(RemoteState::None)))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let rt = MockContainerRuntime::new();
+        let clock = ManualClock::default();
+        let code = block_on(container_wait(
+            &store,
+            &rt,
+            &clock,
+            clock.sleeper(),
+            &snmp(),
+            true,
+            &RemoteCtrConfig::default(),
+        ))
+        .unwrap();
+        assert_eq!(code, 0);
+        assert_eq!(clock.now(), Timestamp::from_millis(360_000));
+    }
+
+    fn startup_store(statuses: Vec<FeatureStatus>, set_owner: SetOwner) -> MockFeatureStore {
+        let mut store = MockFeatureStore::new();
+        store.expect_feature_config().returning(move |_| {
+            Ok(Some(FeatureConfig {
+                set_owner,
+                ..FeatureConfig::default()
+            }))
+        });
+        let n = Arc::new(AtomicU64::new(0));
+        store.expect_feature_status().returning(move |_| {
+            let i = usize::try_from(n.fetch_add(1, Ordering::SeqCst)).unwrap();
+            Ok(statuses[i.min(statuses.len() - 1)].clone())
+        });
+        store
+            .expect_desired_labels()
+            .returning(|| Ok(NodeLabels::new()));
+        store
+    }
+
+    #[test]
+    fn startup_of_kube_pod_asks_waits_for_ready_and_takes_over() {
+        let v = Version::parse("2.0").unwrap();
+        let up = |r, ver: Option<Version>| FeatureStatus {
+            system_state: Some(SystemState::Up),
+            remote_state: r,
+            container_version: ver,
+            ..FeatureStatus::default()
+        };
+        let mut store = startup_store(
+            vec![
+                up(RemoteState::None, None),
+                up(RemoteState::Pending, Some(v.clone())),
+                up(RemoteState::Ready, Some(v.clone())),
+            ],
+            SetOwner::Kube,
+        );
+        let mut seq = Sequence::new();
+        store
+            .expect_update_feature_status()
+            .withf(|_, u| u.remote_state == Some(RemoteState::Pending))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        store
+            .expect_update_feature_status()
+            .withf(|_, u| {
+                u.remote_state == Some(RemoteState::Running)
+                    && u.container_id.as_deref() == Some("0123456789ab")
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        let clock = ManualClock::default();
+        let outcome = block_on(container_startup(
+            &store,
+            &clock,
+            clock.sleeper(),
+            |_| {},
+            StartupArgs {
+                feature: snmp(),
+                owner: SetOwner::Kube,
+                version: v,
+                own_id: Some(ContainerId::parse("0123456789ab").unwrap()),
+            },
+        ))
+        .unwrap();
+        assert_eq!(outcome, StartupOutcome::Proceed);
+        assert_eq!(clock.now(), Timestamp::from_millis(4000));
+    }
+
+    #[test]
+    fn startup_of_superseded_pod_ends_frozen_without_taking_over() {
+        let v = Version::parse("2.0").unwrap();
+        let up = |r, ver: Option<Version>| FeatureStatus {
+            system_state: Some(SystemState::Up),
+            remote_state: r,
+            container_version: ver,
+            ..FeatureStatus::default()
+        };
+        let mut store = startup_store(
+            vec![
+                up(RemoteState::None, None),
+                up(RemoteState::Pending, Some(Version::parse("3.0").unwrap())),
+            ],
+            SetOwner::Kube,
+        );
+        store
+            .expect_update_feature_status()
+            .withf(|_, u| u.remote_state == Some(RemoteState::Pending))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let clock = ManualClock::default();
+        let mut holds = Vec::new();
+        let outcome = block_on(container_startup(
+            &store,
+            &clock,
+            clock.sleeper(),
+            |r| holds.push(r.clone()),
+            StartupArgs {
+                feature: snmp(),
+                owner: SetOwner::Kube,
+                version: v,
+                own_id: Some(ContainerId::parse("0123456789ab").unwrap()),
+            },
+        ))
+        .unwrap();
+        assert!(matches!(outcome, StartupOutcome::Frozen(FreezeReason::Superseded(_))));
+        assert_eq!(holds.len(), 1);
+    }
+
+    struct Ports {
+        store: MockFeatureStore,
+        state: MockManagerStateStore,
+        runtime: MockContainerRuntime,
+        images: MockImageStore,
+        cluster: MockNodeCluster,
+        services: MockServiceManager,
+        clock: ManualClock,
+    }
+
+    impl Ports {
+        fn new() -> Self {
+            Self {
+                store: MockFeatureStore::new(),
+                state: MockManagerStateStore::new(),
+                runtime: MockContainerRuntime::new(),
+                images: MockImageStore::new(),
+                cluster: MockNodeCluster::new(),
+                services: MockServiceManager::new(),
+                clock: ManualClock::default(),
+            }
+        }
+        fn run(&self, a: &Action) -> Executed {
+            block_on(execute_manager_action(
+                ManagerPorts {
+                    store: &self.store,
+                    state: &self.state,
+                    runtime: &self.runtime,
+                    images: &self.images,
+                    cluster: &self.cluster,
+                    services: &self.services,
+                    clock: &self.clock,
+                },
+                a,
+            ))
+        }
+    }
+
+    #[test]
+    fn join_answers_with_success_or_failure() {
+        let mut p = Ports::new();
+        p.cluster
+            .expect_join()
+            .withf(|c, force| c.ip.as_deref() == Some("10.0.0.1") && !force)
+            .times(1)
+            .returning(|_, _| Err(PortError::transient("connection refused")));
+        let cfg = ServerConfig {
+            ip: Some("10.0.0.1".into()),
+            ..ServerConfig::default()
+        };
+        let r = p.run(&Action::Join(cfg));
+        assert_eq!(r.event, Some(Event::JoinFailed));
+        assert!(r.error.is_some());
+    }
+
+    #[test]
+    fn server_status_is_stamped_with_wall_time() {
+        let mut p = Ports::new();
+        p.state
+            .expect_write_server_status()
+            .withf(|s| s.connected && s.update_time.as_deref() == Some("2020-12-08 22:59:57"))
+            .times(1)
+            .returning(|_| Ok(()));
+        let r = p.run(&Action::WriteServerStatus(ServerStatus {
+            connected: true,
+            ..ServerStatus::default()
+        }));
+        assert!(r.event.is_none() && r.error.is_none());
+    }
+
+    #[test]
+    fn failing_is_active_counts_as_inactive() {
+        let mut p = Ports::new();
+        p.services
+            .expect_is_active()
+            .returning(|_| Err(PortError::transient("systemctl timed out")));
+        let r = p.run(&Action::CheckService(snmp()));
+        assert_eq!(
+            r.event,
+            Some(Event::ServiceActivity {
+                feature: snmp(),
+                active: false
+            })
+        );
+    }
+
+    #[test]
+    fn image_ops_run_in_order_and_stop_at_the_first_failure() {
+        let mut p = Ports::new();
+        let mut seq = Sequence::new();
+        p.images
+            .expect_tag_image()
+            .with(eq("sha256:74"), eq("docker-snmp"), eq("latest"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(()));
+        p.runtime
+            .expect_remove()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        p.images
+            .expect_remove_image()
+            .with(eq("docker-snmp:1.0"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Err(PortError::transient("image in use")));
+        // The status update after the failure must not happen: no expectation on the store.
+        let ops = vec![
+            ImageOp::Tag {
+                image: "sha256:74".into(),
+                repo: "docker-snmp".into(),
+                tag: "latest".into(),
+            },
+            ImageOp::RemoveContainer(ContainerId::parse("snmp").unwrap()),
+            ImageOp::RemoveImage("docker-snmp:1.0".into()),
+            ImageOp::UpdateStatus(StatusUpdate::new().remote_state(RemoteState::None)),
+        ];
+        let r = p.run(&Action::RunImageOps {
+            feature: snmp(),
+            ops,
+        });
+        assert_eq!(
+            r.event,
+            Some(Event::ImageOpsDone {
+                feature: snmp(),
+                ok: false
+            })
+        );
+    }
+
+    #[test]
+    fn image_facts_gather_both_containers_and_the_image_list() {
+        let mut p = Ports::new();
+        p.runtime
+            .expect_inspect()
+            .times(2)
+            .returning(|id| {
+                Ok((id.as_str() != "snmp").then(|| ContainerInfo {
+                    id: id.to_string(),
+                    name: id.to_string(),
+                    image_id: "sha256:74".into(),
+                    image_version: None,
+                    running: true,
+                }))
+            });
+        p.images.expect_list_images().times(1).returning(|| {
+            Ok(vec![ImageInfo {
+                id: "sha256:74".into(),
+                repository: "acr.io/docker-snmp".into(),
+                tag: "2.0".into(),
+            }])
+        });
+        let r = p.run(&Action::GatherImageFacts {
+            feature: snmp(),
+            container: ContainerId::parse("0123456789ab").unwrap(),
+        });
+        match r.event {
+            Some(Event::ImageFacts {
+                container: Some(c),
+                local_container: None,
+                images,
+                ..
+            }) => {
+                assert_eq!(c.id, "0123456789ab");
+                assert_eq!(images.len(), 1);
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+}
