@@ -520,3 +520,28 @@ async fn client_survives_a_dockerd_restart() -> anyhow::Result<()> {
     daemon.stop()?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stale_engine_left_in_a_directory_is_replaced() -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("sdb").tempdir_in("/tmp")?;
+    // An engine whose owner "crashed": never stopped, still running.
+    let crashed = PrivateDockerd::start(dir.path())?;
+    let stale_pid: i32 = std::fs::read_to_string(dir.path().join("dockerd.pid"))?
+        .trim()
+        .parse()?;
+    std::mem::forget(crashed);
+    assert!(std::path::Path::new(&format!("/proc/{stale_pid}")).exists());
+
+    let mut fresh = PrivateDockerd::start(dir.path())?;
+    let new_pid: i32 = std::fs::read_to_string(dir.path().join("dockerd.pid"))?
+        .trim()
+        .parse()?;
+    assert_ne!(new_pid, stale_pid);
+    let gone = !std::fs::read_to_string(format!("/proc/{stale_pid}/cmdline"))
+        .unwrap_or_default()
+        .contains("dockerd");
+    assert!(gone, "stale dockerd {stale_pid} still runs");
+    DockerClient::new(fresh.host())?.ping().await?;
+    fresh.stop()?;
+    Ok(())
+}

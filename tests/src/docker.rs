@@ -478,9 +478,11 @@ fn cmdline_mentions(pid: i32, dir: &Path) -> bool {
     raw.windows(needle.len()).any(|w| w == needle)
 }
 
-/// SIGKILLs every process (but this one) whose command line names `dir`: dockerd, containerd and
-/// the containerd shims of a private engine all do.
+/// SIGKILLs the engine's own processes that still name `dir` on their command line: dockerd,
+/// containerd, the containerd shims and runc. Other processes naming it (a wrapper script, a
+/// `timeout`, a debugger) are left alone.
 fn kill_processes_mentioning(dir: &Path) {
+    const ENGINE: &[&str] = &["dockerd", "containerd", "runc", "docker-proxy"];
     let me = i32::try_from(std::process::id()).unwrap_or(0);
     let Ok(entries) = fs::read_dir("/proc") else {
         return;
@@ -493,7 +495,13 @@ fn kill_processes_mentioning(dir: &Path) {
         else {
             continue;
         };
-        if pid != me && cmdline_mentions(pid, dir) {
+        if pid == me || !cmdline_mentions(pid, dir) {
+            continue;
+        }
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let comm = comm.trim();
+        // comm is cut at 15 bytes: `containerd-shim-runc-v2` reads `containerd-shim`.
+        if ENGINE.contains(&comm) || comm.starts_with("containerd-shim") {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
