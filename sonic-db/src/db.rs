@@ -237,6 +237,11 @@ impl SonicDb {
         &self.target.name
     }
 
+    /// The database name as errors show it: `CONFIG_DB`, or `CONFIG_DB of namespace asic0`.
+    pub fn label(&self) -> &str {
+        &self.target.label
+    }
+
     /// The Redis database number.
     pub fn id(&self) -> u32 {
         self.target.info.id
@@ -322,6 +327,56 @@ impl SonicDb {
             .query(redis::cmd("HGETALL").arg(&k), "HGETALL", &k)
             .await?;
         Ok(drop_null(raw))
+    }
+
+    /// The fields of an entry as stored, `NULL` placeholder included: empty exactly when the
+    /// entry does not exist.
+    pub(crate) async fn get_entry_raw(&self, table: &str, key: &str) -> Result<Fields, DbError> {
+        let k = self.redis_key(table, key);
+        self.query(redis::cmd("HGETALL").arg(&k), "HGETALL", &k)
+            .await
+    }
+
+    /// Removes `remove` then sets `set` in one MULTI/EXEC. Nothing to do is no command.
+    pub(crate) async fn update_fields<S: AsRef<str>>(
+        &self,
+        table: &str,
+        key: &str,
+        set: &Fields,
+        remove: &[S],
+    ) -> Result<(), DbError> {
+        if set.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        let k = self.redis_key(table, key);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !remove.is_empty() {
+            pipe.cmd("HDEL").arg(&k);
+            for f in remove {
+                pipe.arg(f.as_ref());
+            }
+            pipe.ignore();
+        }
+        if !set.is_empty() {
+            pipe.cmd("HSET").arg(&k);
+            for (f, v) in set {
+                pipe.arg(f).arg(v);
+            }
+            pipe.ignore();
+        }
+        let pipe = &pipe;
+        let key = k.as_str();
+        self.with_retry(|mut conn| async move {
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(|source| OpError {
+                    command: "MULTI",
+                    key: key.to_string(),
+                    source,
+                })
+        })
+        .await
     }
 
     /// The fields of an entry decoded like ConfigDBConnector's `raw_to_typed`: `NULL` dropped,

@@ -7,6 +7,9 @@
 //!   `keys`, `get_table`, ...).
 //! - [`Subscription`]: SubscriberStateTable-like table subscriptions with initial replay and
 //!   transparent reconnect.
+//! - [`schema`]: the names of the tables and fields this project uses and their conversions to
+//!   the core's model types; [`RedisFeatureStore`] implements the core's `FeatureStore` and
+//!   `ManagerStateStore` ports with them.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sonic_db::DbError> {
@@ -21,11 +24,15 @@
 pub mod config;
 mod db;
 mod error;
+pub mod schema;
+mod store;
 pub mod subscribe;
 pub mod typed;
 
 pub use config::{ConfigError, DbConfig, Namespace, SonicDbConfig};
 pub use db::{Fields, NULL_FIELD, SonicDb};
 pub use error::DbError;
+pub use schema::SchemaError;
+pub use store::RedisFeatureStore;
 pub use subscribe::{LinkState, SubscribeOptions, Subscription, TableEvent, TableOp};
 pub use typed::FieldValue;
