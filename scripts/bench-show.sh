@@ -100,24 +100,31 @@ grep -q '^snmp ' "$work/show.out" || { echo "bench-show: unexpected show output"
 redis-cli -s "$sock" EVAL "$floor_script" 0 >"$work/floor.out"
 grep -q 'FEATURE|snmp' "$work/floor.out" || { echo "bench-show: unexpected redis-cli output" >&2; exit 1; }
 
-# Mean wall time in microseconds of $runs sequential runs of a command.
-time_runs() {
-  local start end
-  start=$(date +%s%N)
-  for _ in $(seq 1 "$runs"); do
-    "$@" >/dev/null
-  done
-  end=$(date +%s%N)
-  echo $(( (end - start) / runs / 1000 ))
-}
+# Wall time of one run in microseconds ($EPOCHREALTIME: no extra process per measurement).
+now_us() { local t=${EPOCHREALTIME/./}; echo $((10#$t)); }
 
-# Warm the page cache, then measure.
-time_runs "$show_bin" feature status >/dev/null
-time_runs redis-cli -s "$sock" EVAL "$floor_script" 0 >/dev/null
-show_us=$(time_runs "$show_bin" feature status)
-floor_us=$(time_runs redis-cli -s "$sock" EVAL "$floor_script" 0)
+# Warm the page cache.
+for _ in 1 2 3; do
+  "$show_bin" feature status >/dev/null
+  redis-cli -s "$sock" EVAL "$floor_script" 0 >/dev/null
+done
 
-echo "runs:                      $runs"
+# Interleaved, so that load from other processes affects both sides alike.
+show_total=0
+floor_total=0
+for _ in $(seq 1 "$runs"); do
+  t0=$(now_us)
+  "$show_bin" feature status >/dev/null
+  t1=$(now_us)
+  redis-cli -s "$sock" EVAL "$floor_script" 0 >/dev/null
+  t2=$(now_us)
+  show_total=$((show_total + t1 - t0))
+  floor_total=$((floor_total + t2 - t1))
+done
+show_us=$((show_total / runs))
+floor_us=$((floor_total / runs))
+
+echo "runs:                      $runs (interleaved)"
 echo "show feature status:       ${show_us} us/run"
 echo "floor (redis-cli EVAL):    ${floor_us} us/run"
 awk -v s="$show_us" -v f="$floor_us" 'BEGIN { printf "ratio show/floor:          %.2f\n", s / f }'
