@@ -229,17 +229,28 @@ impl DockerClient {
             .await
     }
 
+    /// Classifies `e`; a bollard timeout is reported with the limit of the request.
+    fn error_within(
+        &self,
+        action: &'static str,
+        object: Object,
+        e: bollard::errors::Error,
+        limit: Duration,
+    ) -> DockerError {
+        let mut err = DockerError::from_bollard(action, object, &self.host, e);
+        if let DockerError::Timeout { after, .. } = &mut err {
+            *after = limit;
+        }
+        err
+    }
+
     fn error(
         &self,
         action: &'static str,
         object: Object,
         e: bollard::errors::Error,
     ) -> DockerError {
-        let mut err = DockerError::from_bollard(action, object, &self.host, e);
-        if let DockerError::Timeout { after, .. } = &mut err {
-            *after = self.timeouts.request;
-        }
-        err
+        self.error_within(action, object, e, self.timeouts.request)
     }
 
     fn timeout(&self, action: &'static str, object: Object, after: Duration) -> DockerError {
@@ -266,7 +277,7 @@ impl DockerClient {
         let docker = self.docker(action, &object).await?;
         match tokio::time::timeout(limit, f(docker)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.error(action, object, e)),
+            Ok(Err(e)) => Err(self.error_within(action, object, e, limit)),
             Err(_) => Err(self.timeout(action, object, limit)),
         }
     }

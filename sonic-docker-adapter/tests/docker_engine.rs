@@ -545,3 +545,31 @@ async fn a_stale_engine_left_in_a_directory_is_replaced() -> anyhow::Result<()> 
     fresh.stop()?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_daemon_that_never_answers_is_a_transient_timeout() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+    // Accept connections and hold them open without a word.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let host = format!("unix://{}", socket.display());
+    let client = DockerClient::new(&host)?.with_timeouts(Timeouts {
+        request: Duration::from_secs(1),
+        ..Timeouts::default()
+    });
+    let began = Instant::now();
+    let err = client.inspect_container("snmp").await.unwrap_err();
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot inspect container snmp: docker daemon at {host} did not answer within 1 s")
+    );
+    Ok(())
+}
