@@ -24,7 +24,11 @@ fn finish(mut config: Config, timeout: Duration) -> Config {
 }
 
 /// A client for the cluster described by kubeconfig `text` (read from `path`).
-pub fn client_from_kubeconfig(path: &Path, text: &str, timeout: Duration) -> Result<Client, KubeError> {
+pub fn client_from_kubeconfig(
+    path: &Path,
+    text: &str,
+    timeout: Duration,
+) -> Result<Client, KubeError> {
     let bad = |reason: String| KubeError::Kubeconfig {
         path: path.to_path_buf(),
         reason,
@@ -35,7 +39,11 @@ pub fn client_from_kubeconfig(path: &Path, text: &str, timeout: Duration) -> Res
 }
 
 /// Parses every certificate in `pem`; `what`/`path` name the source in errors.
-pub fn pem_certificates(pem: &[u8], what: &'static str, path: &Path) -> Result<Vec<Vec<u8>>, KubeError> {
+pub fn pem_certificates(
+    pem: &[u8],
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<Vec<u8>>, KubeError> {
     let bad = |reason: String| KubeError::Credentials {
         what,
         path: path.to_path_buf(),
@@ -103,13 +111,17 @@ pub struct CaFetch<'a> {
 
 /// Fetches `data["ca.crt"]` of `default/kube-root-ca.crt` presenting the client certificate.
 pub async fn fetch_root_ca(req: &CaFetch<'_>) -> Result<String, KubeError> {
-    let action = format!("get config map default/kube-root-ca.crt from {}", req.server);
-    let uri: http::Uri = req.server.parse().map_err(|e: http::uri::InvalidUri| {
-        KubeError::InvalidServer {
-            host: req.server.to_string(),
-            reason: e.to_string(),
-        }
-    })?;
+    let action = format!(
+        "get config map default/kube-root-ca.crt from {}",
+        req.server
+    );
+    let uri: http::Uri =
+        req.server
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| KubeError::InvalidServer {
+                host: req.server.to_string(),
+                reason: e.to_string(),
+            })?;
     let mut config = Config::new(uri);
     config.auth_info = AuthInfo {
         client_certificate: Some(req.client_cert.to_string_lossy().into_owned()),
@@ -121,10 +133,11 @@ pub async fn fetch_root_ca(req: &CaFetch<'_>) -> Result<String, KubeError> {
     } else {
         config.root_cert = Some(trust_anchors(req.ca_bundle)?);
     }
-    let client = Client::try_from(finish(config, req.timeout)).map_err(|source| KubeError::Api {
-        action: action.clone(),
-        source,
-    })?;
+    let client =
+        Client::try_from(finish(config, req.timeout)).map_err(|source| KubeError::Api {
+            action: action.clone(),
+            source,
+        })?;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let cm = match tokio::time::timeout(req.timeout, api.get("kube-root-ca.crt")).await {
         Err(_) => {

@@ -15,11 +15,15 @@ use serde_json::{Value, json};
 use sonic_feature_core::model::{LabelKey, NodeLabels, ServerConfig};
 use sonic_feature_core::ports::{NodeCluster, PortError};
 
-use crate::client::{CaFetch, check_private_key, client_from_kubeconfig, fetch_root_ca, pem_certificates};
+use crate::client::{
+    CaFetch, check_private_key, client_from_kubeconfig, fetch_root_ca, pem_certificates,
+};
 use crate::command::{CommandRunner, CommandSpec};
 use crate::config::KubeSettings;
 use crate::error::{KubeError, Step};
-use crate::kubeconfig::{kubeconfig_server, render_kubeconfig, server_url, write_private_atomically};
+use crate::kubeconfig::{
+    kubeconfig_server, render_kubeconfig, server_url, write_private_atomically,
+};
 use crate::labels::{is_ready, label_patch, node_labels, raw_labels};
 
 /// How a join ended.
@@ -165,7 +169,8 @@ impl KubeNodeCluster {
     pub async fn get_node(&self) -> Result<Option<Node>, KubeError> {
         let nodes: Api<Node> = Api::all(self.require_client().await?);
         let name = self.node_name();
-        self.call(format!("get node {name}"), nodes.get_opt(name)).await
+        self.call(format!("get node {name}"), nodes.get_opt(name))
+            .await
     }
 
     /// Whether the node exists and reports Ready=True. Not joined (no kubeconfig) and no such
@@ -181,7 +186,9 @@ impl KubeNodeCluster {
     pub async fn read_labels(&self) -> Result<BTreeMap<String, String>, KubeError> {
         let nodes: Api<Node> = Api::all(self.require_client().await?);
         let name = self.node_name();
-        let node = self.call(format!("get node {name}"), nodes.get(name)).await?;
+        let node = self
+            .call(format!("get node {name}"), nodes.get(name))
+            .await?;
         Ok(raw_labels(&node))
     }
 
@@ -293,7 +300,10 @@ impl KubeNodeCluster {
             };
             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
             match self
-                .call(format!("delete pod {ns}/{pod_name}"), api.delete(&pod_name, &DeleteParams::default()))
+                .call(
+                    format!("delete pod {ns}/{pod_name}"),
+                    api.delete(&pod_name, &DeleteParams::default()),
+                )
                 .await
             {
                 Err(e) if e.status_code() == Some(404) => {}
@@ -301,7 +311,10 @@ impl KubeNodeCluster {
             }
         }
         match self
-            .call(format!("delete node {name}"), nodes.delete(name, &DeleteParams::default()))
+            .call(
+                format!("delete node {name}"),
+                nodes.delete(name, &DeleteParams::default()),
+            )
             .await
         {
             Err(e) if e.status_code() == Some(404) => Ok(()),
@@ -323,13 +336,19 @@ impl KubeNodeCluster {
             }
         };
         self.drain_and_delete_node().await;
-        note(self.run(Step::KubeadmReset, &["kubeadm", "reset", "-f"], t).await);
+        note(
+            self.run(Step::KubeadmReset, &["kubeadm", "reset", "-f"], t)
+                .await,
+        );
         note(remove_dir(&paths.cni_dir, "cni directory"));
         if remove_kubeconfig {
             note(remove_file(&paths.kubeconfig, "kubeconfig"));
             *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-        note(self.run(Step::StopKubelet, &["systemctl", "stop", "kubelet"], t).await);
+        note(
+            self.run(Step::StopKubelet, &["systemctl", "stop", "kubelet"], t)
+                .await,
+        );
         first.map_or(Ok(()), Err)
     }
 
@@ -401,19 +420,33 @@ impl KubeNodeCluster {
         // Remove a stale node of the same name from the master, then wipe the node side
         // (upstream `_do_reset(pending_join=True)`, which keeps the new kubeconfig).
         self.drain_and_delete_node().await;
-        self.run_lenient(Step::KubeadmReset, &["kubeadm", "reset", "-f"]).await;
+        self.run_lenient(Step::KubeadmReset, &["kubeadm", "reset", "-f"])
+            .await;
         remove_dir(&paths.cni_dir, "cni directory").map_err(at(Step::SetupCni))?;
-        self.run_lenient(Step::StopKubelet, &["systemctl", "stop", "kubelet"]).await;
+        self.run_lenient(Step::StopKubelet, &["systemctl", "stop", "kubelet"])
+            .await;
 
-        self.run_lenient(Step::LoadBrNetfilter, &["modprobe", "br_netfilter"]).await;
+        self.run_lenient(Step::LoadBrNetfilter, &["modprobe", "br_netfilter"])
+            .await;
         setup_cni(&paths.cni_dir, &paths.flannel_conflist).map_err(at(Step::SetupCni))?;
-        self.run(Step::StartKubelet, &["systemctl", "start", "kubelet"], s.command_timeout)
-            .await
-            .map_err(at(Step::StartKubelet))?;
+        self.run(
+            Step::StartKubelet,
+            &["systemctl", "start", "kubelet"],
+            s.command_timeout,
+        )
+        .await
+        .map_err(at(Step::StartKubelet))?;
         let conf = paths.kubeconfig.to_string_lossy();
         self.run(
             Step::KubeadmJoin,
-            &["kubeadm", "join", "--discovery-file", &conf, "--node-name", &s.node_name],
+            &[
+                "kubeadm",
+                "join",
+                "--discovery-file",
+                &conf,
+                "--node-name",
+                &s.node_name,
+            ],
             s.join_timeout,
         )
         .await
@@ -438,11 +471,13 @@ impl KubeNodeCluster {
 }
 
 async fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, KubeError> {
-    tokio::fs::read(path).await.map_err(|source| KubeError::ReadFile {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| KubeError::ReadFile {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn remove_dir(path: &Path, what: &'static str) -> Result<(), KubeError> {
@@ -479,7 +514,11 @@ fn setup_cni(cni_dir: &Path, flannel: &Path) -> Result<(), KubeError> {
         path: cni_dir.to_path_buf(),
         source,
     })?;
-    let target = cni_dir.join(flannel.file_name().unwrap_or(std::ffi::OsStr::new("10-flannel.conflist")));
+    let target = cni_dir.join(
+        flannel
+            .file_name()
+            .unwrap_or(std::ffi::OsStr::new("10-flannel.conflist")),
+    );
     std::fs::write(&target, content).map_err(|source| KubeError::WriteFile {
         what: "cni configuration",
         path: target,
@@ -530,7 +569,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("var/lock/kube_join.lock");
         let held = JoinLock::acquire(&path).unwrap();
-        assert!(matches!(JoinLock::acquire(&path), Err(KubeError::LockBusy { .. })));
+        assert!(matches!(
+            JoinLock::acquire(&path),
+            Err(KubeError::LockBusy { .. })
+        ));
         drop(held);
         JoinLock::acquire(&path).unwrap();
     }
@@ -551,6 +593,11 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["kube_cni.10-flannel.conflist".to_string()]);
         let missing = setup_cni(&cni, &dir.path().join("nope"));
-        assert!(missing.unwrap_err().to_string().contains("flannel conflist"));
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("flannel conflist")
+        );
     }
 }

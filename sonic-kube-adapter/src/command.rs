@@ -140,7 +140,10 @@ mod tests {
     async fn real_runner_reports_exit_codes_and_output() {
         let r = TokioCommandRunner;
         let out = r
-            .run(&CommandSpec::new(["echo", "a;b", "$(x)"], Duration::from_secs(10)))
+            .run(&CommandSpec::new(
+                ["echo", "a;b", "$(x)"],
+                Duration::from_secs(10),
+            ))
             .await
             .unwrap();
         assert!(out.success());
@@ -155,14 +158,21 @@ mod tests {
             .run_checked(&CommandSpec::new(["false"], Duration::from_secs(10)))
             .await
             .unwrap_err();
-        assert!(err.to_string().starts_with("false failed with exit code Some(1)"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("false failed with exit code Some(1)"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn real_runner_kills_the_program_at_the_timeout() {
         let started = std::time::Instant::now();
         let err = TokioCommandRunner
-            .run(&CommandSpec::new(["sleep", "30"], Duration::from_millis(200)))
+            .run(&CommandSpec::new(
+                ["sleep", "30"],
+                Duration::from_millis(200),
+            ))
             .await
             .unwrap_err();
         assert!(matches!(err, CommandError::TimedOut { .. }), "{err}");
@@ -172,13 +182,19 @@ mod tests {
     #[tokio::test]
     async fn real_runner_names_a_missing_program() {
         let err = TokioCommandRunner
-            .run(&CommandSpec::new(["/nonexistent/kubeadm"], Duration::from_secs(1)))
+            .run(&CommandSpec::new(
+                ["/nonexistent/kubeadm"],
+                Duration::from_secs(1),
+            ))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/kubeadm"), "{err}");
         assert!(matches!(
             TokioCommandRunner
-                .run(&CommandSpec::new(Vec::<String>::new(), Duration::from_secs(1)))
+                .run(&CommandSpec::new(
+                    Vec::<String>::new(),
+                    Duration::from_secs(1)
+                ))
                 .await,
             Err(CommandError::EmptyArgv)
         ));

@@ -103,7 +103,10 @@ mod tests {
     fn defaults_are_upstream_paths_and_under_reroots_them() {
         let s = KubeSettings::new("SONiC-01");
         assert_eq!(s.node_name, "sonic-01");
-        assert_eq!(s.paths.kubeconfig, PathBuf::from("/etc/sonic/kube_admin.conf"));
+        assert_eq!(
+            s.paths.kubeconfig,
+            PathBuf::from("/etc/sonic/kube_admin.conf")
+        );
         assert_eq!(s.join_timeout, Duration::from_secs(360));
         let p = KubePaths::under(Path::new("/tmp/x"));
         assert_eq!(p.lock_file, PathBuf::from("/tmp/x/var/lock/kube_join.lock"));

@@ -36,12 +36,16 @@ pub fn server_url(host: &str, port: u16) -> Result<String, KubeError> {
         && h.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
     if !hostname_ok {
-        return Err(invalid("expected an IPv4 or IPv6 address or a DNS host name"));
+        return Err(invalid(
+            "expected an IPv4 or IPv6 address or a DNS host name",
+        ));
     }
     Ok(format!("https://{h}:{port}"))
 }
@@ -137,10 +141,19 @@ mod tests {
 
     #[test]
     fn ipv6_literals_are_bracketed_and_bad_hosts_rejected() {
-        assert_eq!(server_url("10.1.2.3", 6443).unwrap(), "https://10.1.2.3:6443");
-        assert_eq!(server_url("fd00::1", 6443).unwrap(), "https://[fd00::1]:6443");
+        assert_eq!(
+            server_url("10.1.2.3", 6443).unwrap(),
+            "https://10.1.2.3:6443"
+        );
+        assert_eq!(
+            server_url("fd00::1", 6443).unwrap(),
+            "https://[fd00::1]:6443"
+        );
         assert_eq!(server_url("[::1]", 443).unwrap(), "https://[::1]:443");
-        assert_eq!(server_url("Master.example", 6443).unwrap(), "https://Master.example:6443");
+        assert_eq!(
+            server_url("Master.example", 6443).unwrap(),
+            "https://Master.example:6443"
+        );
         for bad in ["", "a b", "x/y", "user@host", "[nope]", "-lead", "a;reboot"] {
             assert!(server_url(bad, 6443).is_err(), "{bad}");
         }
@@ -157,7 +170,10 @@ mod tests {
         assert_eq!(kc.auth_infos[0].name, "user");
         let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
         assert_eq!(user.client_certificate_data.as_deref(), Some("Q0VSVA=="));
-        assert_eq!(kubeconfig_server(&text).as_deref(), Some("https://[fd00::1]:6443"));
+        assert_eq!(
+            kubeconfig_server(&text).as_deref(),
+            Some("https://[fd00::1]:6443")
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub fn label_patch(
     }
     for (key, value) in set {
         if current.get(key.as_str()).map(String::as_str) != Some(value.as_str()) {
-            labels.insert(key.as_str().to_string(), Value::String(value.as_str().to_string()));
+            labels.insert(
+                key.as_str().to_string(),
+                Value::String(value.as_str().to_string()),
+            );
         }
     }
     (!labels.is_empty()).then(|| json!({"metadata": {"labels": labels}}))
@@ -37,14 +40,20 @@ pub fn raw_labels(node: &Node) -> BTreeMap<String, String> {
 }
 
 /// The labels of `node` as model types; a label the model rejects is an error naming it.
-pub fn node_labels(node_name: &str, raw: &BTreeMap<String, String>) -> Result<NodeLabels, KubeError> {
+pub fn node_labels(
+    node_name: &str,
+    raw: &BTreeMap<String, String>,
+) -> Result<NodeLabels, KubeError> {
     raw.iter()
         .map(|(k, v)| {
             let bad = |source| KubeError::InvalidNodeLabel {
                 node: node_name.to_string(),
                 source,
             };
-            Ok((LabelKey::parse(k).map_err(bad)?, LabelValue::parse(v).map_err(bad)?))
+            Ok((
+                LabelKey::parse(k).map_err(bad)?,
+                LabelValue::parse(v).map_err(bad)?,
+            ))
         })
         .collect()
 }
@@ -73,7 +82,10 @@ mod tests {
     }
 
     fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -90,7 +102,10 @@ mod tests {
     #[test]
     fn no_patch_when_in_sync() {
         let current = raw(&[("foo", "bar")]);
-        assert_eq!(label_patch(&current, &labels(&[("foo", "bar")]), &[key("gone")]), None);
+        assert_eq!(
+            label_patch(&current, &labels(&[("foo", "bar")]), &[key("gone")]),
+            None
+        );
     }
 
     #[test]

@@ -21,12 +21,22 @@ fn join_argvs(sw: &Switch) -> Vec<Vec<String>> {
         argv(&["systemctl", "stop", "kubelet"]),
         argv(&["modprobe", "br_netfilter"]),
         argv(&["systemctl", "start", "kubelet"]),
-        argv(&["kubeadm", "join", "--discovery-file", &conf, "--node-name", NODE]),
+        argv(&[
+            "kubeadm",
+            "join",
+            "--discovery-file",
+            &conf,
+            "--node-name",
+            NODE,
+        ]),
     ]
 }
 
 fn reset_argvs() -> Vec<Vec<String>> {
-    vec![argv(&["kubeadm", "reset", "-f"]), argv(&["systemctl", "stop", "kubelet"])]
+    vec![
+        argv(&["kubeadm", "reset", "-f"]),
+        argv(&["systemctl", "stop", "kubelet"]),
+    ]
 }
 
 fn server(sw: &Switch, insecure: bool) -> ServerConfig {
@@ -46,7 +56,10 @@ fn assert_clean(sw: &Switch) {
 
 async fn check_successful_join(sw: &Switch, insecure: bool) {
     sw.kube.store().add_node(NODE, &[("stale", "1")], true);
-    sw.cluster().join(&server(sw, insecure), false).await.unwrap();
+    sw.cluster()
+        .join(&server(sw, insecure), false)
+        .await
+        .unwrap();
 
     assert_eq!(sw.runner.argvs(), join_argvs(sw));
     let join = sw.runner.specs().pop().unwrap();
@@ -54,7 +67,11 @@ async fn check_successful_join(sw: &Switch, insecure: bool) {
 
     // Kubeconfig: 0600, upstream names, the cluster CA embedded, this master's URL.
     let text = std::fs::read_to_string(sw.kubeconfig()).unwrap();
-    let mode = std::fs::metadata(sw.kubeconfig()).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(sw.kubeconfig())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
     assert_eq!(kc.current_context.as_deref(), Some("user@kubernetes"));
@@ -77,11 +94,23 @@ async fn check_successful_join(sw: &Switch, insecure: bool) {
     // and deleted through the API.
     let reqs = sw.kube.api_requests();
     assert_eq!(reqs[0].method, "GET");
-    assert_eq!(reqs[0].path, "/api/v1/namespaces/default/configmaps/kube-root-ca.crt");
-    let calls: Vec<_> = reqs.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert!(calls.contains(&format!("PATCH /api/v1/nodes/{NODE}")), "{calls:?}");
+    assert_eq!(
+        reqs[0].path,
+        "/api/v1/namespaces/default/configmaps/kube-root-ca.crt"
+    );
+    let calls: Vec<_> = reqs
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        calls.contains(&format!("PATCH /api/v1/nodes/{NODE}")),
+        "{calls:?}"
+    );
     assert!(calls.contains(&"GET /api/v1/pods".to_string()), "{calls:?}");
-    assert!(calls.contains(&format!("DELETE /api/v1/nodes/{NODE}")), "{calls:?}");
+    assert!(
+        calls.contains(&format!("DELETE /api/v1/nodes/{NODE}")),
+        "{calls:?}"
+    );
     assert!(sw.kube.store().node(NODE).is_none());
 }
 
@@ -105,13 +134,29 @@ async fn secure_join_with_a_wrong_ca_fails_permanently_and_leaves_a_clean_node()
     let other = sw.dir.path().join("other-ca.pem");
     std::fs::write(&other, TestCa::generate("other").unwrap().cert_pem()).unwrap();
     sw.settings.paths.ca_bundle = Some(other);
-    let err = sw.cluster().join_master(&sw.host(), sw.port(), false, false).await.unwrap_err();
-    assert!(matches!(err, KubeError::Join { step: Step::FetchClusterCa, .. }), "{err}");
+    let err = sw
+        .cluster()
+        .join_master(&sw.host(), sw.port(), false, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KubeError::Join {
+                step: Step::FetchClusterCa,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
     assert!(err.to_string().contains("fetch the cluster ca"), "{err}");
     assert_clean(&sw);
     assert_eq!(sw.runner.argvs(), reset_argvs());
-    assert!(sw.kube.api_requests().is_empty(), "the TLS handshake must fail before any request");
+    assert!(
+        sw.kube.api_requests().is_empty(),
+        "the TLS handshake must fail before any request"
+    );
 }
 
 #[tokio::test]
@@ -120,8 +165,21 @@ async fn join_with_a_client_certificate_of_another_ca_is_rejected_by_the_master(
     let foreign = FakeKube::foreign_client_identity(NODE).unwrap();
     std::fs::write(&sw.paths().client_cert, &foreign.cert_pem).unwrap();
     std::fs::write(&sw.paths().client_key, &foreign.key_pem).unwrap();
-    let err = sw.cluster().join_master(&sw.host(), sw.port(), false, false).await.unwrap_err();
-    assert!(matches!(err, KubeError::Join { step: Step::FetchClusterCa, .. }), "{err}");
+    let err = sw
+        .cluster()
+        .join_master(&sw.host(), sw.port(), false, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KubeError::Join {
+                step: Step::FetchClusterCa,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
     assert!(sw.kube.api_requests().is_empty());
     assert_clean(&sw);
@@ -131,8 +189,21 @@ async fn join_with_a_client_certificate_of_another_ca_is_rejected_by_the_master(
 async fn join_with_an_unreadable_client_key_names_the_file() {
     let sw = Switch::new().await;
     std::fs::write(&sw.paths().client_key, "not a key").unwrap();
-    let err = sw.cluster().join_master(&sw.host(), sw.port(), false, false).await.unwrap_err();
-    assert!(matches!(err, KubeError::Join { step: Step::ReadCredentials, .. }), "{err}");
+    let err = sw
+        .cluster()
+        .join_master(&sw.host(), sw.port(), false, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KubeError::Join {
+                step: Step::ReadCredentials,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("restapiserver.key"), "{err}");
 }
 
@@ -140,7 +211,11 @@ async fn join_with_an_unreadable_client_key_names_the_file() {
 async fn join_with_the_master_down_is_transient_and_leaves_a_clean_node() {
     let sw = Switch::new().await;
     sw.kube.set_down(true).await.unwrap();
-    let err = sw.cluster().join(&server(&sw, false), false).await.unwrap_err();
+    let err = sw
+        .cluster()
+        .join(&server(&sw, false), false)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     assert!(err.context.contains("fetch the cluster ca"), "{err}");
     assert_clean(&sw);
@@ -151,15 +226,46 @@ async fn join_with_the_master_down_is_transient_and_leaves_a_clean_node() {
 async fn join_with_malformed_root_ca_config_maps_fails_permanently() {
     let sw = Switch::new().await;
     let c = sw.cluster();
-    let cases: [(&str, Box<dyn Fn()>); 3] = [
-        ("data has no \"ca.crt\"", Box::new(|| sw.kube.store().set_configmap("default", "kube-root-ca.crt", &[("other", "x")]))),
-        ("is not a PEM certificate", Box::new(|| sw.kube.store().set_root_ca("garbage"))),
-        ("not found", Box::new(|| sw.kube.store().delete_configmap("default", "kube-root-ca.crt").unwrap())),
+    type Setup<'a> = Box<dyn Fn() + 'a>;
+    let cases: [(&str, Setup); 3] = [
+        (
+            "data has no \"ca.crt\"",
+            Box::new(|| {
+                sw.kube
+                    .store()
+                    .set_configmap("default", "kube-root-ca.crt", &[("other", "x")])
+            }),
+        ),
+        (
+            "is not a PEM certificate",
+            Box::new(|| sw.kube.store().set_root_ca("garbage")),
+        ),
+        (
+            "not found",
+            Box::new(|| {
+                sw.kube
+                    .store()
+                    .delete_configmap("default", "kube-root-ca.crt")
+                    .unwrap()
+            }),
+        ),
     ];
     for (want, make) in cases {
         make();
-        let err = c.join_master(&sw.host(), sw.port(), false, false).await.unwrap_err();
-        assert!(matches!(err, KubeError::Join { step: Step::FetchClusterCa, .. }), "{err}");
+        let err = c
+            .join_master(&sw.host(), sw.port(), false, false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KubeError::Join {
+                    step: Step::FetchClusterCa,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
         assert!(err.to_string().contains(want), "{want}: {err}");
         assert_clean(&sw);
@@ -170,8 +276,21 @@ async fn join_with_malformed_root_ca_config_maps_fails_permanently() {
 async fn failed_kubeadm_join_resets_the_node_and_names_the_step() {
     let sw = Switch::new().await;
     sw.runner.hang(&["kubeadm", "join"]);
-    let err = sw.cluster().join_master(&sw.host(), sw.port(), false, false).await.unwrap_err();
-    assert!(matches!(err, KubeError::Join { step: Step::KubeadmJoin, .. }), "{err}");
+    let err = sw
+        .cluster()
+        .join_master(&sw.host(), sw.port(), false, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KubeError::Join {
+                step: Step::KubeadmJoin,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.is_transient());
     let mut want = join_argvs(&sw);
     want.extend(reset_argvs());
@@ -183,9 +302,27 @@ async fn failed_kubeadm_join_resets_the_node_and_names_the_step() {
 async fn failed_kubelet_start_stops_before_kubeadm_join() {
     let sw = Switch::new().await;
     sw.runner.fail(&["systemctl", "start", "kubelet"], 1);
-    let err = sw.cluster().join_master(&sw.host(), sw.port(), false, false).await.unwrap_err();
-    assert!(matches!(err, KubeError::Join { step: Step::StartKubelet, .. }), "{err}");
-    assert!(!sw.runner.argvs().iter().any(|a| a.starts_with(&argv(&["kubeadm", "join"]))));
+    let err = sw
+        .cluster()
+        .join_master(&sw.host(), sw.port(), false, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KubeError::Join {
+                step: Step::StartKubelet,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        !sw.runner
+            .argvs()
+            .iter()
+            .any(|a| a.starts_with(&argv(&["kubeadm", "join"])))
+    );
     assert_clean(&sw);
 }
 
@@ -194,10 +331,21 @@ async fn j2_already_connected_only_starts_kubelet() {
     let sw = Switch::new().await;
     let c = sw.joined().await;
     sw.kube.clear_requests();
-    let outcome = c.join_master(&sw.host(), sw.port(), false, false).await.unwrap();
+    let outcome = c
+        .join_master(&sw.host(), sw.port(), false, false)
+        .await
+        .unwrap();
     assert_eq!(outcome, JoinOutcome::AlreadyConnected);
-    assert_eq!(sw.runner.argvs(), vec![argv(&["systemctl", "start", "kubelet"])]);
-    let calls: Vec<_> = sw.kube.api_requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(
+        sw.runner.argvs(),
+        vec![argv(&["systemctl", "start", "kubelet"])]
+    );
+    let calls: Vec<_> = sw
+        .kube
+        .api_requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
     assert_eq!(calls, vec![format!("GET /api/v1/nodes/{NODE}")]);
 }
 
@@ -206,16 +354,30 @@ async fn join_rejoins_when_the_node_is_not_ready_or_forced() {
     let sw = Switch::new().await;
     let c = sw.joined().await;
     sw.kube.store().set_node_ready(NODE, false).unwrap();
-    assert_eq!(c.join_master(&sw.host(), sw.port(), false, false).await.unwrap(), JoinOutcome::Joined);
+    assert_eq!(
+        c.join_master(&sw.host(), sw.port(), false, false)
+            .await
+            .unwrap(),
+        JoinOutcome::Joined
+    );
     sw.kube.store().add_node(NODE, &[], true);
-    assert_eq!(c.join_master(&sw.host(), sw.port(), false, true).await.unwrap(), JoinOutcome::Joined);
+    assert_eq!(
+        c.join_master(&sw.host(), sw.port(), false, true)
+            .await
+            .unwrap(),
+        JoinOutcome::Joined
+    );
 }
 
 #[tokio::test]
 async fn j3_join_while_another_holds_the_lock_is_busy() {
     let sw = Switch::new().await;
     let _held = JoinLock::acquire(&sw.paths().lock_file).unwrap();
-    let err = sw.cluster().join_master(&sw.host(), sw.port(), false, false).await.unwrap_err();
+    let err = sw
+        .cluster()
+        .join_master(&sw.host(), sw.port(), false, false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, KubeError::LockBusy { .. }), "{err}");
     assert!(err.is_transient());
     assert!(sw.runner.argvs().is_empty());
@@ -225,7 +387,11 @@ async fn j3_join_while_another_holds_the_lock_is_busy() {
 #[tokio::test]
 async fn join_without_a_master_address_is_permanent() {
     let sw = Switch::new().await;
-    let err = sw.cluster().join(&ServerConfig::default(), false).await.unwrap_err();
+    let err = sw
+        .cluster()
+        .join(&ServerConfig::default(), false)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
 }
 
@@ -236,7 +402,12 @@ async fn x0_reset_when_connected_drains_deletes_and_cleans_up() {
     sw.kube.clear_requests();
     c.reset(false).await.unwrap();
     assert_eq!(sw.runner.argvs(), reset_argvs());
-    let calls: Vec<_> = sw.kube.api_requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let calls: Vec<_> = sw
+        .kube
+        .api_requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
     assert_eq!(
         calls,
         vec![
@@ -265,7 +436,10 @@ async fn x2_reset_when_not_connected_only_stops_kubelet() {
     let sw = Switch::new().await;
     let err = sw.cluster().reset_master(false).await.unwrap_err();
     assert!(matches!(err, KubeError::NotConnected), "{err}");
-    assert_eq!(sw.runner.argvs(), vec![argv(&["systemctl", "stop", "kubelet"])]);
+    assert_eq!(
+        sw.runner.argvs(),
+        vec![argv(&["systemctl", "stop", "kubelet"])]
+    );
 }
 
 #[tokio::test]
@@ -281,8 +455,17 @@ async fn drain_deletes_workload_pods_but_keeps_daemonset_pods() {
         .unwrap()
     };
     sw.kube.store().create_pod(&pod("workload", None)).unwrap();
-    sw.kube.store().create_pod(&pod("telemetry-abcde", Some("DaemonSet"))).unwrap();
+    sw.kube
+        .store()
+        .create_pod(&pod("telemetry-abcde", Some("DaemonSet")))
+        .unwrap();
     c.reset(false).await.unwrap();
-    let left: Vec<_> = sw.kube.store().pods(None).into_iter().map(|p| p.metadata.name.unwrap()).collect();
+    let left: Vec<_> = sw
+        .kube
+        .store()
+        .pods(None)
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
     assert_eq!(left, vec!["telemetry-abcde".to_string()]);
 }

@@ -20,12 +20,16 @@ type Handle = mock::Handle<Request<Body>, Response<Body>>;
 fn cluster() -> (KubeNodeCluster, Handle) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    let c = KubeNodeCluster::new(KubeSettings::new("None"), RecordingRunner::new()).with_client(client);
+    let c =
+        KubeNodeCluster::new(KubeSettings::new("None"), RecordingRunner::new()).with_client(client);
     (c, handle)
 }
 
 fn node(labels: &[(&str, &str)], ready: &str) -> Value {
-    let labels: BTreeMap<_, _> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let labels: BTreeMap<_, _> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "none", "labels": labels, "resourceVersion": "7"},
@@ -64,7 +68,11 @@ async fn expect(
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string());
     let bytes = req.into_body().collect_bytes().await.unwrap();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
     (ct, body, send)
 }
 
@@ -73,12 +81,26 @@ async fn w0_label_sync_overwrites_and_adds_in_one_patch() {
     let (c, mut handle) = cluster();
     let server = tokio::spawn(async move {
         let (_, _, send) = expect(&mut handle, "GET", "/api/v1/nodes/none").await;
-        respond(send, 200, &node(&[("foo", "bar"), ("hello", "world")], "True"));
+        respond(
+            send,
+            200,
+            &node(&[("foo", "bar"), ("hello", "world")], "True"),
+        );
         let (ct, body, send) = expect(&mut handle, "PATCH", "/api/v1/nodes/none?").await;
         assert_eq!(ct.as_deref(), Some("application/merge-patch+json"));
         // Only the changed and the new label, nothing else (no resourceVersion, no status).
-        assert_eq!(body, json!({"metadata": {"labels": {"hello": "World", "test": "ok"}}}));
-        respond(send, 200, &node(&[("foo", "bar"), ("hello", "World"), ("test", "ok")], "True"));
+        assert_eq!(
+            body,
+            json!({"metadata": {"labels": {"hello": "World", "test": "ok"}}})
+        );
+        respond(
+            send,
+            200,
+            &node(
+                &[("foo", "bar"), ("hello", "World"), ("test", "ok")],
+                "True",
+            ),
+        );
         handle
     });
     let want = labels(&[("foo", "bar"), ("hello", "World"), ("test", "ok")]);
@@ -94,15 +116,25 @@ async fn w1_labels_in_sync_send_only_the_read() {
     let (c, mut handle) = cluster();
     let server = tokio::spawn(async move {
         let (_, _, send) = expect(&mut handle, "GET", "/api/v1/nodes/none").await;
-        respond(send, 200, &node(&[("foo", "bar"), ("hello", "world")], "True"));
+        respond(
+            send,
+            200,
+            &node(&[("foo", "bar"), ("hello", "world")], "True"),
+        );
         handle
     });
-    c.patch_labels(&labels(&[("foo", "bar")]), &[LabelKey::parse("absent").unwrap()])
-        .await
-        .unwrap();
+    c.patch_labels(
+        &labels(&[("foo", "bar")]),
+        &[LabelKey::parse("absent").unwrap()],
+    )
+    .await
+    .unwrap();
     let mut handle = server.await.unwrap();
     drop(c);
-    assert!(handle.next_request().await.is_none(), "no patch when in sync");
+    assert!(
+        handle.next_request().await.is_none(),
+        "no patch when in sync"
+    );
 }
 
 #[tokio::test]
@@ -110,11 +142,22 @@ async fn removals_are_sent_as_null_in_the_same_patch() {
     let (c, mut handle) = cluster();
     let server = tokio::spawn(async move {
         let (_, _, send) = expect(&mut handle, "GET", "/api/v1/nodes/none").await;
-        respond(send, 200, &node(&[("snmp_enabled", "true"), ("keep", "1")], "True"));
+        respond(
+            send,
+            200,
+            &node(&[("snmp_enabled", "true"), ("keep", "1")], "True"),
+        );
         let (ct, body, send) = expect(&mut handle, "PATCH", "/api/v1/nodes/none?").await;
         assert_eq!(ct.as_deref(), Some("application/merge-patch+json"));
-        assert_eq!(body, json!({"metadata": {"labels": {"snmp_enabled": null, "lldp_enabled": "true"}}}));
-        respond(send, 200, &node(&[("keep", "1"), ("lldp_enabled", "true")], "True"));
+        assert_eq!(
+            body,
+            json!({"metadata": {"labels": {"snmp_enabled": null, "lldp_enabled": "true"}}})
+        );
+        respond(
+            send,
+            200,
+            &node(&[("keep", "1"), ("lldp_enabled", "true")], "True"),
+        );
     });
     c.patch_labels(
         &labels(&[("keep", "1"), ("lldp_enabled", "true")]),
@@ -130,10 +173,17 @@ async fn w2_failed_read_sends_no_patch_and_is_transient() {
     let (c, mut handle) = cluster();
     let server = tokio::spawn(async move {
         let (_, _, send) = expect(&mut handle, "GET", "/api/v1/nodes/none").await;
-        respond(send, 500, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "etcd down", "reason": "InternalError", "code": 500}));
+        respond(
+            send,
+            500,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "etcd down", "reason": "InternalError", "code": 500}),
+        );
         handle
     });
-    let err = c.patch_labels(&labels(&[("a", "b")]), &[]).await.unwrap_err();
+    let err = c
+        .patch_labels(&labels(&[("a", "b")]), &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     let mut handle = server.await.unwrap();
     drop(c);
@@ -147,9 +197,16 @@ async fn forbidden_patch_is_permanent() {
         let (_, _, send) = expect(&mut handle, "GET", "/api/v1/nodes/none").await;
         respond(send, 200, &node(&[], "True"));
         let (_, _, send) = expect(&mut handle, "PATCH", "/api/v1/nodes/none?").await;
-        respond(send, 403, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403}));
+        respond(
+            send,
+            403,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403}),
+        );
     });
-    let err = c.patch_labels(&labels(&[("a", "b")]), &[]).await.unwrap_err();
+    let err = c
+        .patch_labels(&labels(&[("a", "b")]), &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
     assert!(err.context.contains("patch labels of node none"), "{err}");
     server.await.unwrap();
@@ -164,7 +221,11 @@ async fn node_ready_reads_the_ready_condition_of_this_node() {
         let (_, _, send) = expect(&mut handle, "GET", "/api/v1/nodes/none").await;
         respond(send, 200, &node(&[], "False"));
         let (_, _, send) = expect(&mut handle, "GET", "/api/v1/nodes/none").await;
-        respond(send, 404, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "nodes \"none\" not found", "reason": "NotFound", "code": 404}));
+        respond(
+            send,
+            404,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "nodes \"none\" not found", "reason": "NotFound", "code": 404}),
+        );
     });
     assert!(c.node_ready().await.unwrap());
     assert!(!c.node_ready().await.unwrap());

@@ -47,11 +47,17 @@ async fn n3_not_joined_is_not_ready_without_asking_the_master() {
 async fn n4_slow_master_times_out_as_a_transient_error() {
     let sw = Switch::new().await;
     let c = sw.joined().await;
-    sw.kube.inject(FaultRule::path_prefix(format!("/api/v1/nodes/{NODE}"), Fault::Slow(Duration::from_secs(10))));
+    sw.kube.inject(FaultRule::path_prefix(
+        format!("/api/v1/nodes/{NODE}"),
+        Fault::Slow(Duration::from_secs(10)),
+    ));
     let started = Instant::now();
     let err = c.node_ready().await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(8), "request timeout of 2 s must apply");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "request timeout of 2 s must apply"
+    );
     sw.kube.clear_faults();
     assert!(c.node_ready().await.unwrap());
 }
@@ -65,7 +71,8 @@ async fn server_errors_and_throttling_are_transient() {
         let err = c.node_ready().await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Transient, "{code}: {err}");
     }
-    sw.kube.inject(FaultRule::path_prefix("/api", Fault::Reset).times(1));
+    sw.kube
+        .inject(FaultRule::path_prefix("/api", Fault::Reset).times(1));
     let err = c.node_ready().await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "reset: {err}");
     assert!(c.node_ready().await.unwrap());

@@ -45,7 +45,12 @@ impl RecordingRunner {
     }
 
     pub fn argvs(&self) -> Vec<Vec<String>> {
-        self.calls.lock().unwrap().iter().map(|c| c.argv.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.argv.clone())
+            .collect()
     }
 
     pub fn specs(&self) -> Vec<CommandSpec> {
@@ -57,7 +62,13 @@ impl RecordingRunner {
 impl CommandRunner for RecordingRunner {
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
         self.calls.lock().unwrap().push(spec.clone());
-        if self.hangs.lock().unwrap().iter().any(|p| spec.argv.starts_with(p)) {
+        if self
+            .hangs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| spec.argv.starts_with(p))
+        {
             return Err(CommandError::TimedOut {
                 command: spec.display(),
                 after: spec.timeout,
@@ -74,7 +85,11 @@ impl CommandRunner for RecordingRunner {
         Ok(CommandOutput {
             code: Some(code),
             stdout: String::new(),
-            stderr: if code == 0 { String::new() } else { "simulated failure".into() },
+            stderr: if code == 0 {
+                String::new()
+            } else {
+                "simulated failure".into()
+            },
         })
     }
 }
@@ -108,7 +123,11 @@ impl Switch {
         std::fs::write(&bundle, kube.ca_pem().unwrap()).unwrap();
         paths.ca_bundle = Some(bundle);
         std::fs::create_dir_all(paths.flannel_conflist.parent().unwrap()).unwrap();
-        std::fs::write(&paths.flannel_conflist, r#"{"name":"cbr0","cniVersion":"0.3.1"}"#).unwrap();
+        std::fs::write(
+            &paths.flannel_conflist,
+            r#"{"name":"cbr0","cniVersion":"0.3.1"}"#,
+        )
+        .unwrap();
         let mut settings = KubeSettings::new(NODE).with_paths(paths);
         settings.request_timeout = Duration::from_secs(2);
         settings.ca_fetch_timeout = Duration::from_secs(2);

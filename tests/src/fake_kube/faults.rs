@@ -120,9 +120,9 @@ impl Faults {
     /// Consumes one use of a global `Reset` rule, for resets at accept time.
     pub fn take_global_reset(&self) -> bool {
         let mut g = self.lock();
-        let pos =
-            g.1.iter()
-                .position(|(_, r)| r.scope == FaultScope::All && r.fault == Fault::Reset && r.method.is_none());
+        let pos = g.1.iter().position(|(_, r)| {
+            r.scope == FaultScope::All && r.fault == Fault::Reset && r.method.is_none()
+        });
         match pos {
             Some(i) => {
                 consume(&mut g.1, i);

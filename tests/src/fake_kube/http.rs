@@ -177,7 +177,13 @@ fn route(
     shutdown: watch::Receiver<u64>,
 ) -> Result<Response<Body>, ApiError> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let not_found = || ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"));
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    };
     match segs.as_slice() {
         ["version"] => Ok(json_response(StatusCode::OK, &version())),
         ["api"] => Ok(json_response(
@@ -188,10 +194,26 @@ fn route(
         ["apis", "apps"] => Ok(json_response(StatusCode::OK, &apps_group())),
         ["api", "v1"] => Ok(json_response(StatusCode::OK, &resource_list("v1"))),
         ["apis", "apps", "v1"] => Ok(json_response(StatusCode::OK, &resource_list("apps/v1"))),
-        ["api", "v1", rest @ ..] => resource(store, "v1", rest, method, query, content_type, body, shutdown),
-        ["apis", "apps", "v1", rest @ ..] => {
-            resource(store, "apps/v1", rest, method, query, content_type, body, shutdown)
-        }
+        ["api", "v1", rest @ ..] => resource(
+            store,
+            "v1",
+            rest,
+            method,
+            query,
+            content_type,
+            body,
+            shutdown,
+        ),
+        ["apis", "apps", "v1", rest @ ..] => resource(
+            store,
+            "apps/v1",
+            rest,
+            method,
+            query,
+            content_type,
+            body,
+            shutdown,
+        ),
         _ => Err(not_found()),
     }
 }
@@ -224,7 +246,10 @@ fn api_group_list() -> Value {
 
 fn resource_list(group_version: &str) -> Value {
     let mut resources = Vec::new();
-    for r in Resource::ALL.into_iter().filter(|r| r.api_version() == group_version) {
+    for r in Resource::ALL
+        .into_iter()
+        .filter(|r| r.api_version() == group_version)
+    {
         resources.push(json!({
             "name": r.plural(), "singularName": r.kind().to_lowercase(), "namespaced": r.namespaced(),
             "kind": r.kind(), "shortNames": r.short_names(),
@@ -259,19 +284,47 @@ fn resource(
         [plural] => (None, plural, None, None),
         [plural, name] => (None, plural, Some(name), None),
         [plural, name, sub] => (None, plural, Some(name), Some(sub)),
-        _ => return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+        }
     };
     let res = Resource::from_path(group_version, plural).ok_or_else(|| {
-        ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({plural})"))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({plural})"),
+        )
     })?;
-    if res.namespaced() != ns.is_some() && !(res.namespaced() && name.is_none() && *method == Method::GET) {
-        return Err(ApiError::new(404, "NotFound", format!("{} must be addressed {} a namespace", res.plural(), if res.namespaced() { "within" } else { "without" })));
+    if res.namespaced() != ns.is_some()
+        && !(res.namespaced() && name.is_none() && *method == Method::GET)
+    {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            format!(
+                "{} must be addressed {} a namespace",
+                res.plural(),
+                if res.namespaced() {
+                    "within"
+                } else {
+                    "without"
+                }
+            ),
+        ));
     }
     let status_only = match sub {
         None => false,
         Some("status") if res.has_status_subresource() => true,
         Some(other) => {
-            return Err(ApiError::new(404, "NotFound", format!("subresource {other} of {} is not served", res.plural())));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("subresource {other} of {} is not served", res.plural()),
+            ));
         }
     };
     let ns_str = ns.unwrap_or("");
@@ -280,7 +333,8 @@ fn resource(
     let fields = FieldSelector::parse(param(query, "fieldSelector").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
     let parse_body = || -> Result<Value, ApiError> {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     };
     match (method.clone(), name) {
         (Method::GET, None) => {
@@ -288,10 +342,13 @@ fn resource(
                 watch_response(store, res, ns, labels, fields, query, shutdown)
             } else {
                 let (items, rv) = store.list(res, ns, &labels, &fields);
-                Ok(json_response(StatusCode::OK, &json!({
-                    "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
-                    "metadata": {"resourceVersion": rv.to_string()}, "items": items
-                })))
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
+                        "metadata": {"resourceVersion": rv.to_string()}, "items": items
+                    }),
+                ))
             }
         }
         (Method::GET, Some(name)) => store
@@ -307,9 +364,14 @@ fn resource(
             if let Some(n) = obj.pointer("/metadata/name").and_then(Value::as_str)
                 && n != name
             {
-                return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
             }
-            Ok(json_response(StatusCode::OK, &store.replace(res, ns_str, name, obj, status_only)?))
+            Ok(json_response(
+                StatusCode::OK,
+                &store.replace(res, ns_str, name, obj, status_only)?,
+            ))
         }
         (Method::PATCH, Some(name)) => {
             let mime = content_type.split(';').next().unwrap_or("").trim();
@@ -318,30 +380,53 @@ fn resource(
                 // lists are replaced instead of merged by key, which the users here never rely on.
                 "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                     let patch = parse_body()?;
-                    Ok(json_response(StatusCode::OK, &store.merge_patch(res, ns_str, name, &patch, status_only)?))
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &store.merge_patch(res, ns_str, name, &patch, status_only)?,
+                    ))
                 }
-                other => Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {other})"))),
+                other => Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {other})"
+                    ),
+                )),
             }
         }
-        (Method::DELETE, Some(name)) => {
-            Ok(json_response(StatusCode::OK, &store.delete(res, ns_str, name)?))
-        }
+        (Method::DELETE, Some(name)) => Ok(json_response(
+            StatusCode::OK,
+            &store.delete(res, ns_str, name)?,
+        )),
         (Method::DELETE, None) => {
             let (items, rv) = store.list(res, ns, &labels, &fields);
             let mut deleted = Vec::new();
             for item in items {
-                let ns = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-                let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+                let ns = item
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 if let Ok(d) = store.delete(res, ns, name) {
                     deleted.push(d);
                 }
             }
-            Ok(json_response(StatusCode::OK, &json!({
-                "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()}, "items": deleted
-            })))
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": format!("{}List", res.kind()), "apiVersion": res.api_version(),
+                    "metadata": {"resourceVersion": rv.to_string()}, "items": deleted
+                }),
+            ))
         }
-        (m, _) => Err(ApiError::new(405, "MethodNotAllowed", format!("method {m} is not allowed on {path}", path = rest.join("/")))),
+        (m, _) => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("method {m} is not allowed on {path}", path = rest.join("/")),
+        )),
     }
 }
 
@@ -389,7 +474,10 @@ fn watch_response(
 ) -> Result<Response<Body>, ApiError> {
     let from = match param(query, "resourceVersion").filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s}")))?),
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s}")))?,
+        ),
     };
     let timeout = param(query, "timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
@@ -444,7 +532,9 @@ fn watch_response(
         }
     }
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
     resp.headers_mut().insert(

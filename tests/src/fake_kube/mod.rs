@@ -40,9 +40,7 @@ use tokio_rustls::TlsAcceptor;
 pub use faults::{Fault, FaultId, FaultRule, FaultScope, RecordedRequest};
 pub use pki::{ClientIdentity, TestCa};
 pub use selector::{FieldSelector, LabelSelector, Requirement};
-pub use store::{
-    ApiError, EventType, Resource, Store, StoreEvent, apply_merge_patch, now_rfc3339,
-};
+pub use store::{ApiError, EventType, Resource, Store, StoreEvent, apply_merge_patch, now_rfc3339};
 
 use http::Shared;
 
@@ -142,7 +140,8 @@ impl FakeKube {
             self.tls.clone().map(TlsAcceptor::from),
             shutdown.clone(),
         ));
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { accept, shutdown });
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Running { accept, shutdown });
     }
 
     fn next_generation(&self) -> u64 {
@@ -210,7 +209,10 @@ impl FakeKube {
     pub fn api_requests(&self) -> Vec<RecordedRequest> {
         self.requests()
             .into_iter()
-            .filter(|r| !r.is_watch() && (r.path.starts_with("/api/v1/") || r.path.starts_with("/apis/apps/v1/")))
+            .filter(|r| {
+                !r.is_watch()
+                    && (r.path.starts_with("/api/v1/") || r.path.starts_with("/apis/apps/v1/"))
+            })
             .collect()
     }
 
@@ -220,14 +222,21 @@ impl FakeKube {
 
     /// Whether the server is down (listener closed).
     pub fn is_down(&self) -> bool {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     /// `true`: closes the listener and every open connection (clients get connection refused).
     /// `false`: listens again on the same address.
     pub async fn set_down(&self, down: bool) -> anyhow::Result<()> {
         if down {
-            let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let running = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             if let Some(r) = running {
                 r.accept.abort();
                 let _ = r.accept.await;
@@ -263,7 +272,12 @@ impl FakeKube {
 
 impl Drop for FakeKube {
     fn drop(&mut self) {
-        if let Some(r) = self.running.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(r) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             r.accept.abort();
             r.shutdown.send_replace(u64::MAX);
         }
@@ -338,7 +352,9 @@ async fn accept_loop(
                         let _ = builder.serve_connection(TokioIo::new(tls), service).await;
                     }
                     None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                 }
             };

@@ -182,7 +182,11 @@ mod tests {
         assert!(!LabelSelector::parse("a!=b").unwrap().matches(&l));
         assert!(LabelSelector::parse("snmp_enabled").unwrap().matches(&l));
         assert!(!LabelSelector::parse("!snmp_enabled").unwrap().matches(&l));
-        assert!(LabelSelector::parse("a in (x,b),z notin (q)").unwrap().matches(&l));
+        assert!(
+            LabelSelector::parse("a in (x,b),z notin (q)")
+                .unwrap()
+                .matches(&l)
+        );
         assert!(!LabelSelector::parse("a notin (b)").unwrap().matches(&l));
         assert!(LabelSelector::parse("").unwrap().matches(&l));
         assert!(LabelSelector::parse("a b").is_err());
@@ -191,8 +195,20 @@ mod tests {
     #[test]
     fn field_selector_reads_dotted_paths() {
         let pod = serde_json::json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
-        assert!(FieldSelector::parse("spec.nodeName=n1").unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("spec.nodeName!=n1").unwrap().matches(&pod));
-        assert!(FieldSelector::parse("metadata.name=p,status.phase=").unwrap().matches(&pod));
+        assert!(
+            FieldSelector::parse("spec.nodeName=n1")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("spec.nodeName!=n1")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            FieldSelector::parse("metadata.name=p,status.phase=")
+                .unwrap()
+                .matches(&pod)
+        );
     }
 }

@@ -355,7 +355,9 @@ impl Store {
         status_only: bool,
     ) -> Result<Value, ApiError> {
         if !patch.is_object() {
-            return Err(ApiError::bad_request("merge patch body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "merge patch body must be a JSON object",
+            ));
         }
         let key = (res, ns_of(res, ns), name.to_string());
         let mut inner = self.lock();
@@ -475,7 +477,14 @@ impl Store {
         obj.clone()
     }
 
-    fn record(&self, inner: &mut Inner, event_type: EventType, key: Key, old: Option<Value>, obj: Value) {
+    fn record(
+        &self,
+        inner: &mut Inner,
+        event_type: EventType,
+        key: Key,
+        old: Option<Value>,
+        obj: Value,
+    ) {
         let event = StoreEvent {
             resource_version: inner.resource_version,
             event_type,
@@ -629,7 +638,11 @@ impl Store {
 
     /// Creates a daemon set as `kubectl apply` would (through the same checks as the API).
     pub fn create_daemonset(&self, ds: &DaemonSet) -> Result<DaemonSet, ApiError> {
-        let ns = ds.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = ds
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let obj = serde_json::to_value(ds).map_err(|e| ApiError::bad_request(e.to_string()))?;
         self.create(Resource::DaemonSet, &ns, obj).map(from_value)
     }
@@ -648,13 +661,22 @@ impl Store {
 
     /// Creates a pod (the emulated kubelet / daemon-set controller uses this).
     pub fn create_pod(&self, pod: &Pod) -> Result<Pod, ApiError> {
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let obj = serde_json::to_value(pod).map_err(|e| ApiError::bad_request(e.to_string()))?;
         self.create(Resource::Pod, &ns, obj).map(from_value)
     }
 
     /// Replaces the pod's status (what a kubelet reports).
-    pub fn set_pod_status(&self, ns: &str, name: &str, status: &PodStatus) -> Result<Pod, ApiError> {
+    pub fn set_pod_status(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &PodStatus,
+    ) -> Result<Pod, ApiError> {
         let status =
             serde_json::to_value(status).map_err(|e| ApiError::bad_request(e.to_string()))?;
         self.update_with(Resource::Pod, ns, name, |o| o["status"] = status)
@@ -665,24 +687,38 @@ impl Store {
         self.delete(Resource::Pod, ns, name).map(drop)
     }
 
-    fn list_typed<T: serde::de::DeserializeOwned>(&self, res: Resource, ns: Option<&str>) -> Vec<T> {
-        self.list(res, ns, &LabelSelector::default(), &FieldSelector::default())
-            .0
-            .into_iter()
-            .map(from_value)
-            .collect()
+    fn list_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        res: Resource,
+        ns: Option<&str>,
+    ) -> Vec<T> {
+        self.list(
+            res,
+            ns,
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        )
+        .0
+        .into_iter()
+        .map(from_value)
+        .collect()
     }
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(v: Value) -> T {
     // Everything in the store went through JSON validation of its own type, so this holds
     // unless a test stored an ill-typed object on purpose; panicking then is the right report.
-    serde_json::from_value(v).unwrap_or_else(|e| panic!("fake kube: stored object does not parse: {e}"))
+    serde_json::from_value(v)
+        .unwrap_or_else(|e| panic!("fake kube: stored object does not parse: {e}"))
 }
 
 fn ns_of(res: Resource, ns: &str) -> String {
     if res.namespaced() {
-        if ns.is_empty() { "default".into() } else { ns.into() }
+        if ns.is_empty() {
+            "default".into()
+        } else {
+            ns.into()
+        }
     } else {
         String::new()
     }
@@ -734,7 +770,9 @@ fn check_precondition(old: &Value, new: &Value, name: &str, res: Resource) -> Re
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty());
-    let have = old.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+    let have = old
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str);
     if let Some(want) = want
         && Some(want) != have
     {
@@ -752,7 +790,12 @@ fn check_precondition(old: &Value, new: &Value, name: &str, res: Resource) -> Re
 
 /// Builds the stored object from the old one and a client's new version, following the
 /// subresource rules, and validates it.
-fn combine(res: Resource, old: &Value, mut new: Value, status_only: bool) -> Result<Value, ApiError> {
+fn combine(
+    res: Resource,
+    old: &Value,
+    mut new: Value,
+    status_only: bool,
+) -> Result<Value, ApiError> {
     if status_only {
         let mut out = old.clone();
         out["status"] = new.get("status").cloned().unwrap_or(Value::Null);
@@ -770,7 +813,13 @@ fn combine(res: Resource, old: &Value, mut new: Value, status_only: bool) -> Res
     }
     // Identity fields are immutable.
     let meta = metadata_mut(&mut new)?;
-    for k in ["name", "namespace", "uid", "creationTimestamp", "generation"] {
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "generation",
+    ] {
         match old.pointer(&format!("/metadata/{k}")) {
             Some(v) => {
                 meta.insert(k.into(), v.clone());
@@ -913,7 +962,10 @@ mod tests {
     #[test]
     fn merge_patch_sets_overwrites_and_removes_with_null() {
         let mut obj = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
-        apply_merge_patch(&mut obj, &json!({"metadata": {"labels": {"a": "x", "b": null, "c": "3"}}}));
+        apply_merge_patch(
+            &mut obj,
+            &json!({"metadata": {"labels": {"a": "x", "b": null, "c": "3"}}}),
+        );
         assert_eq!(obj, json!({"metadata": {"labels": {"a": "x", "c": "3"}}}));
     }
 
@@ -923,14 +975,33 @@ mod tests {
         store.add_node("n1", &[("a", "1")], true);
         let rv1 = store.resource_version();
         store
-            .merge_patch(Resource::Node, "", "n1", &json!({"metadata": {"labels": {"b": "2"}}}), false)
+            .merge_patch(
+                Resource::Node,
+                "",
+                "n1",
+                &json!({"metadata": {"labels": {"b": "2"}}}),
+                false,
+            )
             .unwrap();
         assert!(store.resource_version() > rv1);
         let err = store
-            .merge_patch(Resource::Node, "", "n1", &json!({"metadata": {"labels": {"b": "$(x)"}}}), false)
+            .merge_patch(
+                Resource::Node,
+                "",
+                "n1",
+                &json!({"metadata": {"labels": {"b": "$(x)"}}}),
+                false,
+            )
             .unwrap_err();
         assert_eq!(err.code, 422);
-        assert_eq!(store.node_labels("n1").unwrap().get("b").map(String::as_str), Some("2"));
+        assert_eq!(
+            store
+                .node_labels("n1")
+                .unwrap()
+                .get("b")
+                .map(String::as_str),
+            Some("2")
+        );
     }
 
     #[test]
