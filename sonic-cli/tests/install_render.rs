@@ -1,4 +1,5 @@
 //! The generated unit and script: golden texts, and what systemd, sh and shellcheck say of them.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod install_common;
 
@@ -158,7 +159,10 @@ fn telemetry_spec() -> ServiceSpec {
 #[test]
 fn simple_install_unit_matches_golden_text() {
     let spec = ServiceSpec::simple("snmp", &[]).unwrap();
-    assert_eq!(render::unit_file(&spec, &golden_paths()).unwrap(), SNMP_UNIT);
+    assert_eq!(
+        render::unit_file(&spec, &golden_paths()).unwrap(),
+        SNMP_UNIT
+    );
 }
 
 #[test]
@@ -169,20 +173,32 @@ fn simple_install_script_matches_golden_text() {
 
 #[test]
 fn spec_install_unit_matches_golden_text() {
-    assert_eq!(render::unit_file(&telemetry_spec(), &golden_paths()).unwrap(), TELEMETRY_UNIT);
+    assert_eq!(
+        render::unit_file(&telemetry_spec(), &golden_paths()).unwrap(),
+        TELEMETRY_UNIT
+    );
 }
 
 #[test]
 fn spec_install_script_matches_golden_text() {
-    assert_eq!(render::script(&telemetry_spec(), &golden_paths()).unwrap(), TELEMETRY_SCRIPT);
+    assert_eq!(
+        render::script(&telemetry_spec(), &golden_paths()).unwrap(),
+        TELEMETRY_SCRIPT
+    );
 }
 
 #[test]
 fn required_services_given_on_the_command_line_replace_swss() {
     let spec = ServiceSpec::simple("lldp", &["database".into(), "teamd".into()]).unwrap();
     let unit = render::unit_file(&spec, &golden_paths()).unwrap();
-    assert!(unit.contains("Requires=database.service\nAfter=database.service\n"), "{unit}");
-    assert!(unit.contains("Requires=teamd.service\nAfter=teamd.service\n"), "{unit}");
+    assert!(
+        unit.contains("Requires=database.service\nAfter=database.service\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("Requires=teamd.service\nAfter=teamd.service\n"),
+        "{unit}"
+    );
     assert!(!unit.contains("swss"), "{unit}");
 }
 
@@ -198,7 +214,12 @@ fn generated_units_pass_systemd_analyze_verify() {
     for spec in [ServiceSpec::simple("snmp", &[]).unwrap(), telemetry_spec()] {
         let installed = install(&spec, &root.paths).unwrap();
         let out = systemd_verify(&root.paths.unit_dir, &installed.unit).unwrap();
-        assert!(out.status.success(), "{}: {}", spec.name, install_common::describe(&out));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            spec.name,
+            install_common::describe(&out)
+        );
     }
 }
 
@@ -219,8 +240,18 @@ fn generated_scripts_pass_sh_syntax_check_and_shellcheck() {
     for spec in [ServiceSpec::simple("snmp", &[]).unwrap(), telemetry_spec()] {
         let installed = install(&spec, &root.paths).unwrap();
         let out = sh_syntax_check(&installed.script).unwrap();
-        assert!(out.status.success(), "sh -n {}: {}", spec.name, install_common::describe(&out));
+        assert!(
+            out.status.success(),
+            "sh -n {}: {}",
+            spec.name,
+            install_common::describe(&out)
+        );
         let out = shellcheck(&installed.script).unwrap();
-        assert!(out.status.success(), "shellcheck {}: {}", spec.name, install_common::describe(&out));
+        assert!(
+            out.status.success(),
+            "shellcheck {}: {}",
+            spec.name,
+            install_common::describe(&out)
+        );
     }
 }

@@ -14,9 +14,9 @@ use sonic_db::{DbError, Namespace, SonicDbConfig};
 use sonic_feature_core::model::FeatureName;
 
 use crate::click::Exit;
+use crate::install::InstallError;
 use crate::install::files::{self, InstallPaths};
 use crate::install::spec::{ServiceSpec, feature_entry_fields};
-use crate::install::InstallError;
 use crate::schema_gap::{CONFIG_DB, FEATURE};
 
 /// How long `systemctl daemon-reload` may take.
@@ -43,13 +43,19 @@ impl InstallOptions {
             Some(v) if v.is_empty() => None,
             Some(v) => Some(PathBuf::from(v)),
         };
-        Self { paths: InstallPaths::from_env(), systemctl }
+        Self {
+            paths: InstallPaths::from_env(),
+            systemctl,
+        }
     }
 }
 
 /// `<systemctl> daemon-reload` with an enforced timeout.
 pub async fn daemon_reload(systemctl: &Path) -> Result<(), InstallError> {
-    let fail = |reason: String| InstallError::DaemonReload { program: systemctl.to_path_buf(), reason };
+    let fail = |reason: String| InstallError::DaemonReload {
+        program: systemctl.to_path_buf(),
+        reason,
+    };
     let child = tokio::process::Command::new(systemctl)
         .arg("daemon-reload")
         .stdin(std::process::Stdio::null())
@@ -57,7 +63,12 @@ pub async fn daemon_reload(systemctl: &Path) -> Result<(), InstallError> {
         .output();
     let output = tokio::time::timeout(DAEMON_RELOAD_TIMEOUT, child)
         .await
-        .map_err(|_| fail(format!("no answer within {}s", DAEMON_RELOAD_TIMEOUT.as_secs())))?
+        .map_err(|_| {
+            fail(format!(
+                "no answer within {}s",
+                DAEMON_RELOAD_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| fail(e.to_string()))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -85,8 +96,14 @@ async fn install_spec(
         return Ok(error_exit(&e));
     }
     let config = dbs.open(&Namespace::Host, CONFIG_DB).await?;
-    config.mod_entry(FEATURE, spec.name.as_str(), &feature_entry_fields()).await?;
-    let verb = if installed.replaced { "Updated" } else { "Installed" };
+    config
+        .mod_entry(FEATURE, spec.name.as_str(), &feature_entry_fields())
+        .await?;
+    let verb = if installed.replaced {
+        "Updated"
+    } else {
+        "Installed"
+    };
     Ok(Exit::stdout(
         0,
         format!(
@@ -129,7 +146,10 @@ pub async fn config_feature_uninstall(name: &str, opts: &InstallOptions) -> Resu
     let name = match FeatureName::parse(name) {
         Ok(name) => name,
         Err(source) => {
-            return Ok(error_exit(&InstallError::FeatureName { field: "name".to_owned(), source }));
+            return Ok(error_exit(&InstallError::FeatureName {
+                field: "name".to_owned(),
+                source,
+            }));
         }
     };
     let removed = match files::uninstall(&name, &opts.paths) {
@@ -142,5 +162,11 @@ pub async fn config_feature_uninstall(name: &str, opts: &InstallOptions) -> Resu
         return Ok(error_exit(&e));
     }
     let list: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
-    Ok(Exit::stdout(0, format!("Uninstalled feature {name}: removed {}\n", list.join(" and "))))
+    Ok(Exit::stdout(
+        0,
+        format!(
+            "Uninstalled feature {name}: removed {}\n",
+            list.join(" and ")
+        ),
+    ))
 }

@@ -107,7 +107,11 @@ fn io<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> InstallError + 'a {
-    move |source| InstallError::Io { action, path: path.to_path_buf(), source }
+    move |source| InstallError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// `Some(true)`: exists with our marker; `Some(false)`: exists without; `None`: absent.
@@ -124,7 +128,10 @@ fn generated(path: &Path, name: &FeatureName) -> Result<Option<bool>, InstallErr
 fn write_atomic(path: &Path, text: &str, mode: u32) -> Result<(), InstallError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir).map_err(io("create directory", dir))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
@@ -136,7 +143,8 @@ fn write_atomic(path: &Path, text: &str, mode: u32) -> Result<(), InstallError> 
             .map_err(io("write", &tmp))?;
         f.write_all(text.as_bytes()).map_err(io("write", &tmp))?;
         // The umask may have narrowed `mode`; the script must be executable for everyone.
-        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io("write", &tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io("write", &tmp))?;
         f.sync_all().map_err(io("write", &tmp))?;
         fs::rename(&tmp, path).map_err(io("rename", &tmp))
     })();
@@ -172,7 +180,11 @@ pub fn install(spec: &ServiceSpec, paths: &InstallPaths) -> Result<Installed, In
     }
     write_atomic(&script, &script_text, 0o755)?;
     write_atomic(&unit, &unit_text, 0o644)?;
-    Ok(Installed { unit, script, replaced })
+    Ok(Installed {
+        unit,
+        script,
+        replaced,
+    })
 }
 
 /// Removes the unit and the script of `name`, if we generated them.
@@ -198,7 +210,11 @@ pub fn uninstall(name: &FeatureName, paths: &InstallPaths) -> Result<Uninstalled
         }
     }
     if present.is_empty() {
-        return Err(InstallError::NotInstalled { feature: name.to_string(), unit, script });
+        return Err(InstallError::NotInstalled {
+            feature: name.to_string(),
+            unit,
+            script,
+        });
     }
     for path in &present {
         fs::remove_file(path).map_err(io("remove", path))?;

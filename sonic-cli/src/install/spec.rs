@@ -92,8 +92,10 @@ struct RawSpec {
 }
 
 fn parse_name(value: &str) -> Result<FeatureName, InstallError> {
-    FeatureName::parse(value)
-        .map_err(|source| InstallError::FeatureName { field: "name".to_owned(), source })
+    FeatureName::parse(value).map_err(|source| InstallError::FeatureName {
+        field: "name".to_owned(),
+        source,
+    })
 }
 
 fn parse_units(field: &str, values: &[String]) -> Result<Vec<UnitName>, InstallError> {
@@ -109,7 +111,11 @@ fn parse_units(field: &str, values: &[String]) -> Result<Vec<UnitName>, InstallE
 }
 
 fn parse_commands(field: &str, values: &[Vec<String>]) -> Result<Vec<Argv>, InstallError> {
-    values.iter().enumerate().map(|(i, argv)| Argv::parse(&format!("{field}[{i}]"), argv)).collect()
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, argv)| Argv::parse(&format!("{field}[{i}]"), argv))
+        .collect()
 }
 
 impl ServiceSpec {
@@ -122,14 +128,21 @@ impl ServiceSpec {
         } else {
             parse_units("requires", required)?
         };
-        Ok(Self { name, requires, required_by: Vec::new(), hooks: Hooks::default() })
+        Ok(Self {
+            name,
+            requires,
+            required_by: Vec::new(),
+            hooks: Hooks::default(),
+        })
     }
 
     /// HLD proposal 2: a spec from YAML text; `origin` names the file in errors.
     pub fn from_yaml(origin: &Path, text: &str) -> Result<Self, InstallError> {
-        let raw: RawSpec = serde_yaml::from_str(text).map_err(|source| {
-            InstallError::ParseSpec { path: origin.to_path_buf(), source }
-        })?;
+        let raw: RawSpec =
+            serde_yaml::from_str(text).map_err(|source| InstallError::ParseSpec {
+                path: origin.to_path_buf(),
+                source,
+            })?;
         let name = parse_name(&raw.name)?;
         let requires = match &raw.requires {
             None => parse_units("requires", &[DEFAULT_REQUIRED.to_owned()])?,
@@ -152,13 +165,20 @@ impl ServiceSpec {
             warm_reboot_prepare: parse_commands("warm-reboot-prepare", &raw.warm_reboot_prepare)?,
             fast_reboot_prepare: parse_commands("fast-reboot-prepare", &raw.fast_reboot_prepare)?,
         };
-        Ok(Self { name, requires, required_by, hooks })
+        Ok(Self {
+            name,
+            requires,
+            required_by,
+            hooks,
+        })
     }
 
     /// HLD proposal 2: a spec from a YAML file.
     pub fn from_file(path: &Path) -> Result<Self, InstallError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| InstallError::ReadSpec { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| InstallError::ReadSpec {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_yaml(path, &text)
     }
 }
@@ -180,13 +200,22 @@ pub fn feature_entry() -> FeatureConfig {
 pub fn feature_entry_fields() -> Fields {
     let cfg = feature_entry();
     let mut fields = Fields::new();
-    fields.insert(feature::SET_OWNER.to_owned(), cfg.set_owner.as_str().to_owned());
-    fields.insert(feature::NO_FALLBACK_TO_LOCAL.to_owned(), (!cfg.fallback).to_string());
+    fields.insert(
+        feature::SET_OWNER.to_owned(),
+        cfg.set_owner.as_str().to_owned(),
+    );
+    fields.insert(
+        feature::NO_FALLBACK_TO_LOCAL.to_owned(),
+        (!cfg.fallback).to_string(),
+    );
     if let Some(state) = &cfg.state {
         fields.insert(feature::STATE.to_owned(), state.as_str().to_owned());
     }
     if let Some(auto_restart) = &cfg.auto_restart {
-        fields.insert(feature::AUTO_RESTART.to_owned(), auto_restart.as_str().to_owned());
+        fields.insert(
+            feature::AUTO_RESTART.to_owned(),
+            auto_restart.as_str().to_owned(),
+        );
     }
     fields
 }
@@ -222,14 +251,21 @@ mod tests {
         let e = ServiceSpec::from_yaml(Path::new("x.yaml"), "name: a\npre_start: []\n")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("invalid feature spec x.yaml: unknown field `pre_start`"), "{e}");
+        assert!(
+            e.starts_with("invalid feature spec x.yaml: unknown field `pre_start`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_service_both_required_and_requiring_is_a_cycle() {
-        let e = ServiceSpec::from_yaml(Path::new("x"), "name: a\nrequires: [b]\nrequired-by: [b]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("field required-by") && e.contains("cycle"), "{e}");
+        let e =
+            ServiceSpec::from_yaml(Path::new("x"), "name: a\nrequires: [b]\nrequired-by: [b]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("field required-by") && e.contains("cycle"),
+            "{e}"
+        );
     }
 }

@@ -32,13 +32,21 @@ const UNIT_SUFFIXES: &[&str] = &[
 const UNIT_NAME_MAX: usize = 255;
 
 fn invalid(field: &str, value: &str, reason: &'static str) -> InstallError {
-    InstallError::Invalid { field: field.to_owned(), value: value.to_owned(), reason }
+    InstallError::Invalid {
+        field: field.to_owned(),
+        value: value.to_owned(),
+        reason,
+    }
 }
 
 /// Refuses control characters (newline, carriage return, NUL, escape, ...).
 pub fn check_no_control(field: &str, value: &str) -> Result<(), InstallError> {
     if value.chars().any(char::is_control) {
-        return Err(invalid(field, value, "control characters (newline, NUL, ...) are not allowed"));
+        return Err(invalid(
+            field,
+            value,
+            "control characters (newline, NUL, ...) are not allowed",
+        ));
     }
     Ok(())
 }
@@ -58,7 +66,10 @@ impl UnitName {
         if value.is_empty() {
             return Err(invalid(field, value, "a service name must not be empty"));
         }
-        if !value.chars().all(|c| c.is_ascii_alphanumeric() || ":_.@-".contains(c)) {
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":_.@-".contains(c))
+        {
             return Err(invalid(
                 field,
                 value,
@@ -72,13 +83,20 @@ impl UnitName {
                 "a service name must start with a letter, a digit or '_'",
             ));
         }
-        let unit = if UNIT_SUFFIXES.iter().any(|s| value.ends_with(s) && value.len() > s.len()) {
+        let unit = if UNIT_SUFFIXES
+            .iter()
+            .any(|s| value.ends_with(s) && value.len() > s.len())
+        {
             value.to_owned()
         } else {
             format!("{value}.service")
         };
         if unit.len() > UNIT_NAME_MAX {
-            return Err(invalid(field, value, "a unit name must be at most 255 characters"));
+            return Err(invalid(
+                field,
+                value,
+                "a unit name must be at most 255 characters",
+            ));
         }
         Ok(Self(unit))
     }
@@ -108,7 +126,11 @@ impl Argv {
     /// Validates an argv list, naming `field` (`pre-start[0]`) and its index in errors.
     pub fn parse(field: &str, argv: &[String]) -> Result<Self, InstallError> {
         let Some(program) = argv.first() else {
-            return Err(invalid(field, "", "a command must have at least the program"));
+            return Err(invalid(
+                field,
+                "",
+                "a command must have at least the program",
+            ));
         };
         for (i, arg) in argv.iter().enumerate() {
             check_no_control(&format!("{field}[{i}]"), arg)?;
@@ -131,7 +153,11 @@ impl Argv {
 
     /// The command as one line of POSIX shell: every word single-quoted.
     pub fn to_sh(&self) -> String {
-        self.0.iter().map(|w| sh_quote(w)).collect::<Vec<_>>().join(" ")
+        self.0
+            .iter()
+            .map(|w| sh_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -156,13 +182,20 @@ pub fn sh_quote(word: &str) -> String {
 /// whitespace.
 pub fn check_unit_path(field: &str, path: &Path) -> Result<PathBuf, InstallError> {
     let text = path.to_str().ok_or_else(|| {
-        invalid(field, &path.to_string_lossy(), "the path must be valid UTF-8")
+        invalid(
+            field,
+            &path.to_string_lossy(),
+            "the path must be valid UTF-8",
+        )
     })?;
     check_no_control(field, text)?;
     if !text.starts_with('/') {
         return Err(invalid(field, text, "the path must be absolute"));
     }
-    if !text.chars().all(|c| c.is_ascii_alphanumeric() || "/_.+@-".contains(c)) {
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/_.+@-".contains(c))
+    {
         return Err(invalid(
             field,
             text,
@@ -176,7 +209,11 @@ pub fn check_unit_path(field: &str, path: &Path) -> Result<PathBuf, InstallError
 /// An absolute path written single-quoted into the script (the `container` program).
 pub fn check_script_path(field: &str, path: &Path) -> Result<String, InstallError> {
     let text = path.to_str().ok_or_else(|| {
-        invalid(field, &path.to_string_lossy(), "the path must be valid UTF-8")
+        invalid(
+            field,
+            &path.to_string_lossy(),
+            "the path must be valid UTF-8",
+        )
     })?;
     check_no_control(field, text)?;
     if !text.starts_with('/') {
@@ -191,18 +228,32 @@ mod tests {
 
     #[test]
     fn bare_names_become_services_and_typed_names_stay() {
-        assert_eq!(UnitName::parse("r", "swss").unwrap().as_str(), "swss.service");
-        assert_eq!(UnitName::parse("r", "sonic.target").unwrap().as_str(), "sonic.target");
+        assert_eq!(
+            UnitName::parse("r", "swss").unwrap().as_str(),
+            "swss.service"
+        );
+        assert_eq!(
+            UnitName::parse("r", "sonic.target").unwrap().as_str(),
+            "sonic.target"
+        );
         assert_eq!(UnitName::parse("r", "a.b").unwrap().as_str(), "a.b.service");
-        assert_eq!(UnitName::parse("r", "x@1.service").unwrap().as_str(), "x@1.service");
+        assert_eq!(
+            UnitName::parse("r", "x@1.service").unwrap().as_str(),
+            "x@1.service"
+        );
         assert!(UnitName::parse("r", ".service").is_err());
     }
 
     #[test]
     fn unit_names_with_syntax_characters_are_rejected_naming_the_field() {
-        for bad in ["", "a b", "a\nb", "-x", "a;b", "a$b", "a%b", "a'b", "a\\b", "a=b"] {
+        for bad in [
+            "", "a b", "a\nb", "-x", "a;b", "a$b", "a%b", "a'b", "a\\b", "a=b",
+        ] {
             let err = UnitName::parse("requires[2]", bad).unwrap_err().to_string();
-            assert!(err.starts_with("field requires[2]: invalid value"), "{bad:?}: {err}");
+            assert!(
+                err.starts_with("field requires[2]: invalid value"),
+                "{bad:?}: {err}"
+            );
         }
     }
 
@@ -218,9 +269,16 @@ mod tests {
     fn commands_need_an_absolute_program_and_no_control_characters() {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(Argv::parse("pre-start[0]", &v(&["/bin/echo", "$(x)"])).is_ok());
-        let e = Argv::parse("pre-start[0]", &v(&["echo"])).unwrap_err().to_string();
-        assert!(e.starts_with("field pre-start[0][0]: invalid value \"echo\""), "{e}");
-        let e = Argv::parse("post-stop[1]", &v(&["/bin/echo", "a\nb"])).unwrap_err().to_string();
+        let e = Argv::parse("pre-start[0]", &v(&["echo"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("field pre-start[0][0]: invalid value \"echo\""),
+            "{e}"
+        );
+        let e = Argv::parse("post-stop[1]", &v(&["/bin/echo", "a\nb"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("field post-stop[1][1]: invalid value"), "{e}");
         let e = Argv::parse("pre-stop[0]", &[]).unwrap_err().to_string();
         assert!(e.contains("at least the program"), "{e}");
@@ -230,7 +288,10 @@ mod tests {
     fn unit_paths_refuse_specifiers_and_spaces() {
         assert!(check_unit_path("script_dir", Path::new("/usr/local/bin")).is_ok());
         for bad in ["relative", "/a b", "/a%n", "/a$X", "/a\"b", "/a\nb"] {
-            assert!(check_unit_path("script_dir", Path::new(bad)).is_err(), "{bad:?}");
+            assert!(
+                check_unit_path("script_dir", Path::new(bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

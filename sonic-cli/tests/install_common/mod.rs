@@ -11,17 +11,38 @@ use anyhow::{Context, Result, bail};
 use sonic_cli::install::InstallPaths;
 
 /// Runs `program args...` with `env` added, killing it after `timeout`.
-pub fn run(program: &str, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Result<Output> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+pub fn run(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args).kill_on_drop(true).stdin(std::process::Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        match tokio::time::timeout(timeout, cmd.output()).await {
-            Err(_) => bail!("{program} {args:?} did not finish within {timeout:?}"),
-            Ok(out) => out.with_context(|| format!("cannot run {program}")),
+        // A script written by this test process can be "busy" for a moment: another test
+        // thread may fork while it holds the file open for writing, and the child keeps that
+        // descriptor until its exec. Retry the spawn until a deadline.
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args)
+                .kill_on_drop(true)
+                .stdin(std::process::Stdio::null());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            match tokio::time::timeout_at(deadline, cmd.output()).await {
+                Err(_) => bail!("{program} {args:?} did not finish within {timeout:?}"),
+                Ok(Err(e))
+                    if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32)
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Ok(out) => return out.with_context(|| format!("cannot run {program}")),
+            }
         }
     })
 }
@@ -67,7 +88,10 @@ impl Root {
             paths.unit_dir.join("swss.service"),
             "[Unit]\nDescription=stub swss\n\n[Service]\nExecStart=/bin/true\n",
         )?;
-        std::fs::write(paths.unit_dir.join("sonic.target"), "[Unit]\nDescription=stub sonic\n")?;
+        std::fs::write(
+            paths.unit_dir.join("sonic.target"),
+            "[Unit]\nDescription=stub sonic\n",
+        )?;
         let log = dir.path().join("calls.log");
         let recorder = dir.path().join("bin/record-argv");
         // Each call: its arguments NUL-terminated, then a newline (arguments never hold a
@@ -78,7 +102,12 @@ impl Root {
         );
         write_exec(&paths.container_bin, &body)?;
         write_exec(&recorder, &body)?;
-        Ok(Self { dir, paths, log, recorder })
+        Ok(Self {
+            dir,
+            paths,
+            log,
+            recorder,
+        })
     }
 
     /// The calls recorded so far.
@@ -121,8 +150,13 @@ pub fn systemd_verify(unit_dir: &Path, unit: &Path) -> Result<Output> {
 /// `shellcheck` on `script`; a missing shellcheck is a failure that says how to install it.
 pub fn shellcheck(script: &Path) -> Result<Output> {
     let script = script.display().to_string();
-    run("shellcheck", &["--shell=sh", "--severity=style", &script], &[], Duration::from_secs(60))
-        .context("shellcheck is needed by this test: run scripts/install-deps")
+    run(
+        "shellcheck",
+        &["--shell=sh", "--severity=style", &script],
+        &[],
+        Duration::from_secs(60),
+    )
+    .context("shellcheck is needed by this test: run scripts/install-deps")
 }
 
 /// `/bin/sh -n script`: parses the file and runs nothing (the file is the argument; no command
@@ -134,5 +168,10 @@ pub fn sh_syntax_check(script: &Path) -> Result<Output> {
 
 /// Runs a generated script with one action; the script's shebang selects /bin/sh.
 pub fn run_script(script: &Path, action: &str) -> Result<Output> {
-    run(&script.display().to_string(), &[action], &[], Duration::from_secs(30))
+    run(
+        &script.display().to_string(),
+        &[action],
+        &[],
+        Duration::from_secs(30),
+    )
 }
