@@ -98,6 +98,22 @@ pub mod server_status {
     pub const UPDATE_TIME: &str = "update_time";
 }
 
+/// STATE_DB `KUBERNETES_MASTER|REQUEST`: a join or reset request from `config kubernetes
+/// join|reset` for the daemon, which acts on it and deletes the key.
+pub mod kube_request {
+    /// Table name.
+    pub const TABLE: &str = "KUBERNETES_MASTER";
+    /// The only key.
+    pub const KEY: &str = "REQUEST";
+    /// `join` or `reset`.
+    pub const ACTION: &str = "action";
+    /// `true` / `false`.
+    pub const FORCE: &str = "force";
+    /// Unique per request, so that repeating a request is a change a subscription delivers
+    /// (subscriptions drop writes that change nothing).
+    pub const REQUEST_ID: &str = "request_id";
+}
+
 /// STATE_DB `KUBE_LABELS|SET`: one field per desired node label.
 pub mod kube_labels {
     /// Table name.
