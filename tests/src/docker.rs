@@ -53,7 +53,8 @@ const SETUP_GRACE: Duration = Duration::from_secs(120);
 // ---------------------------------------------------------------------------------------------
 
 struct Shared {
-    daemon: Option<PrivateDockerd>,
+    /// Held, never read: keeps a private engine for the life of the process.
+    _daemon: Option<PrivateDockerd>,
     host: String,
 }
 
@@ -66,12 +67,10 @@ static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
 /// skips) with the reason and, for a private engine, the tail of its log.
 pub fn docker_host() -> anyhow::Result<String> {
     let shared = SHARED.get_or_init(|| init_shared().map_err(|e| format!("{e:#}")));
+    // The static keeps the engine (`Shared::_daemon`) for the whole process: it is never dropped,
+    // and dies with the process through its parent-death signal.
     match shared {
-        Ok(s) => {
-            // Keep the engine alive for the whole process; it is never dropped.
-            let _ = &s.daemon;
-            Ok(s.host.clone())
-        }
+        Ok(s) => Ok(s.host.clone()),
         Err(e) => Err(anyhow!("{e}")),
     }
 }
@@ -84,7 +83,10 @@ fn init_shared() -> anyhow::Result<Shared> {
             .with_context(|| format!("{DOCKER_HOST_ENV}={host} is not usable"))?;
         wait_for_ping(&socket, READY_DEADLINE, || Ok(()))
             .with_context(|| format!("docker engine named by {DOCKER_HOST_ENV}={host}"))?;
-        return Ok(Shared { daemon: None, host });
+        return Ok(Shared {
+            _daemon: None,
+            host,
+        });
     }
     let base = std::env::temp_dir().join("sonic-test-dockerd");
     fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
@@ -99,7 +101,7 @@ fn init_shared() -> anyhow::Result<Shared> {
     let daemon = PrivateDockerd::start(&dir)?;
     let host = daemon.host().to_string();
     Ok(Shared {
-        daemon: Some(daemon),
+        _daemon: Some(daemon),
         host,
     })
 }
@@ -333,7 +335,9 @@ fn spawn_from_keeper(cmd: Command) -> anyhow::Result<Child> {
     static KEEPER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let keeper = KEEPER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
+        // If the thread cannot start, `rx` is dropped and every request below fails with
+        // "dockerd keeper thread is gone".
+        let _ = std::thread::Builder::new()
             .name("dockerd-keeper".into())
             .spawn(move || {
                 for (mut cmd, reply) in rx {
@@ -344,9 +348,7 @@ fn spawn_from_keeper(cmd: Command) -> anyhow::Result<Child> {
                 loop {
                     std::thread::park();
                 }
-            })
-            .map(|_| ())
-            .unwrap_or(());
+            });
         Mutex::new(tx)
     });
     let (reply_tx, reply_rx) = mpsc::channel();
@@ -872,7 +874,11 @@ pub fn rootfs_tar(spec: &ImageSpec) -> anyhow::Result<Vec<u8>> {
     let busybox = std::env::var_os(BUSYBOX_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/bin/busybox"));
-    let busybox_bytes = fs::read(&busybox).with_context(|| {
+    rootfs_tar_with(spec, &busybox)
+}
+
+fn rootfs_tar_with(spec: &ImageSpec, busybox: &Path) -> anyhow::Result<Vec<u8>> {
+    let busybox_bytes = fs::read(busybox).with_context(|| {
         format!(
             "cannot read busybox at {} (Debian package busybox-static): {INSTALL_HINT}",
             busybox.display()
@@ -885,7 +891,7 @@ pub fn rootfs_tar(spec: &ImageSpec) -> anyhow::Result<Vec<u8>> {
     root.insert("/tmp", Entry::Dir(0o1777))?;
     root.insert("/bin/busybox", Entry::File(busybox_bytes, 0o755))?;
     // A dynamically linked busybox (SONIC_TEST_BUSYBOX) brings its libraries.
-    for (lib_path, bytes) in shared_libraries(&busybox)? {
+    for (lib_path, bytes) in shared_libraries(busybox)? {
         root.insert(&lib_path, Entry::File(bytes, 0o755))?;
     }
     for applet in BUSYBOX_APPLETS {
@@ -1179,6 +1185,38 @@ mod tests {
             }
         }
         assert_eq!(cat.as_deref(), Some("not cat"));
+    }
+
+    #[test]
+    fn missing_tools_point_to_install_deps() {
+        let err = require_program("sonic-no-such-program", "some-package").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sonic-no-such-program not found in PATH (Debian package some-package): run scripts/install-deps"
+        );
+        let err =
+            rootfs_tar_with(&ImageSpec::new(), Path::new("/nonexistent/busybox")).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("(Debian package busybox-static): run scripts/install-deps"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn images_carry_dynamic_binaries_with_their_libraries() {
+        let tar = rootfs_tar(&ImageSpec::new().binary("/bin/cat")).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let paths: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(paths.iter().any(|p| p == "bin/cat"), "{paths:?}");
+        assert!(paths.iter().any(|p| p.contains("libc.so")), "{paths:?}");
+        assert!(paths.iter().any(|p| p.contains("ld-linux")), "{paths:?}");
+        assert!(paths.iter().any(|p| p == "bin/busybox"));
+        assert!(paths.iter().any(|p| p == "etc/passwd"));
     }
 
     #[test]
