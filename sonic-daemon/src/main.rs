@@ -1,0 +1,3 @@
+//! ctrmgrd entry point (being written).
+
+fn main() {}
