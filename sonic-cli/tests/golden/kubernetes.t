@@ -144,6 +144,9 @@ $ config kubernetes label add k -- -bad-
 !
 ! Error: Invalid value for 'VAL': invalid label value "-bad-": must start and end with a letter or digit.
 ? 2
+# an empty value is a valid label value and is stored as given (upstream stored `false`)
+$ config kubernetes label add empty ''
+@ expect STATE_DB KUBE_LABELS|SET empty=
 # join / reset write a request for ctrmgrd into STATE_DB KUBERNETES_MASTER|REQUEST
 @ hdel CONFIG_DB KUBERNETES_MASTER|SERVER ip
 $ config kubernetes join
