@@ -471,10 +471,7 @@ impl WaitMachine {
                 out
             }
             // Anything else is a stale or duplicated answer: ignore it.
-            (
-                WaitPhase::Inspecting(_),
-                WaitEvent::Timeout | WaitEvent::Status(_),
-            )
+            (WaitPhase::Inspecting(_), WaitEvent::Timeout | WaitEvent::Status(_))
             | (WaitPhase::Polling(_), WaitEvent::Inspected(_) | WaitEvent::Status(_))
             | (WaitPhase::Reading, WaitEvent::Timeout | WaitEvent::Inspected(_))
             | (WaitPhase::Done, _) => Vec::new(),

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::container::{
-    CommandAction, CommandFacts, Refusal, StateChange, WaitAction, WaitEvent, WaitMachine,
-    plan_id, plan_kill, plan_start, plan_state, plan_stop, wait_exit_status,
+    CommandAction, CommandFacts, Refusal, StateChange, WaitAction, WaitEvent, WaitMachine, plan_id,
+    plan_kill, plan_start, plan_state, plan_stop, wait_exit_status,
 };
 use crate::images::ImageOp;
 use crate::manager::{Action, Event};
@@ -420,10 +420,10 @@ impl Executed {
 /// Carries out one manager action; `Alert` has no port and is left to the daemon's log.
 pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) -> Executed {
     match action {
-        Action::Join(cfg) => match ports.cluster.join(cfg, false).await {
-            Ok(()) => Executed::answer(Event::JoinSucceeded),
+        Action::Join(r, cfg) => match ports.cluster.join(cfg, false).await {
+            Ok(()) => Executed::answer(Event::JoinSucceeded(*r)),
             Err(e) => Executed {
-                event: Some(Event::JoinFailed),
+                event: Some(Event::JoinFailed(*r)),
                 error: Some(e),
             },
         },
@@ -436,29 +436,35 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
         Action::SetDesiredLabels(p) => {
             Executed::from_result(ports.store.update_desired_labels(&p.set, &p.remove).await)
         }
-        Action::ReadNodeLabels => match ports.cluster.node_labels().await {
-            Ok(l) => Executed::answer(Event::NodeLabelsRead(l)),
+        Action::ReadNodeLabels(r) => match ports.cluster.node_labels().await {
+            Ok(l) => Executed::answer(Event::NodeLabelsRead(*r, l)),
             Err(e) => Executed {
-                event: Some(Event::NodeLabelsReadFailed),
+                event: Some(Event::NodeLabelsReadFailed(*r)),
                 error: Some(e),
             },
         },
-        Action::PatchNodeLabels(p) => match ports.cluster.patch_labels(&p.set, &p.remove).await {
-            Ok(()) => Executed::answer(Event::LabelsPatched),
-            Err(e) => Executed {
-                event: Some(Event::LabelsPatchFailed),
-                error: Some(e),
-            },
-        },
-        Action::SaveLabelJournal(j) => Executed::from_result(ports.state.save_label_journal(j).await),
-        Action::CheckService(f) => match ports.services.is_active(f).await {
+        Action::PatchNodeLabels(r, p) => {
+            match ports.cluster.patch_labels(&p.set, &p.remove).await {
+                Ok(()) => Executed::answer(Event::LabelsPatched(*r)),
+                Err(e) => Executed {
+                    event: Some(Event::LabelsPatchFailed(*r)),
+                    error: Some(e),
+                },
+            }
+        }
+        Action::SaveLabelJournal(j) => {
+            Executed::from_result(ports.state.save_label_journal(j).await)
+        }
+        Action::CheckService(r, f) => match ports.services.is_active(f).await {
             Ok(active) => Executed::answer(Event::ServiceActivity {
+                request: *r,
                 feature: f.clone(),
                 active,
             }),
             // Upstream: a failing `systemctl is-active` means inactive.
             Err(e) => Executed {
                 event: Some(Event::ServiceActivity {
+                    request: *r,
                     feature: f.clone(),
                     active: false,
                 }),
@@ -471,7 +477,11 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
         Action::UpdateFeatureStatus { feature, update } => {
             Executed::from_result(ports.store.update_feature_status(feature, update).await)
         }
-        Action::GatherImageFacts { feature, container } => {
+        Action::GatherImageFacts {
+            request,
+            feature,
+            container,
+        } => {
             let gathered = async {
                 let c = ports.runtime.inspect(container).await?;
                 let local = ports
@@ -484,18 +494,26 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
             .await;
             match gathered {
                 Ok((container, local_container, images)) => Executed::answer(Event::ImageFacts {
+                    request: *request,
                     feature: feature.clone(),
                     container,
                     local_container,
                     images,
                 }),
                 Err(e) => Executed {
-                    event: Some(Event::ImageFactsFailed(feature.clone())),
+                    event: Some(Event::ImageFactsFailed {
+                        request: *request,
+                        feature: feature.clone(),
+                    }),
                     error: Some(e),
                 },
             }
         }
-        Action::RunImageOps { feature, ops } => {
+        Action::RunImageOps {
+            request,
+            feature,
+            ops,
+        } => {
             let mut error = None;
             for op in ops {
                 let r = match op {
@@ -513,6 +531,7 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
             }
             Executed {
                 event: Some(Event::ImageOpsDone {
+                    request: *request,
                     feature: feature.clone(),
                     ok: error.is_none(),
                 }),
@@ -533,6 +552,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
+    use crate::manager::RequestId;
     use crate::model::{
         AdminState, CurrentOwner, FeatureConfig, FeatureStatus, LabelKey, LabelValue, NodeLabels,
         RemoteState, ServerConfig, ServerStatus, SetOwner, StatusUpdate, SystemState, Timestamp,
@@ -570,7 +590,11 @@ mod tests {
         FeatureName::parse("snmp").unwrap()
     }
 
-    fn store_with(config: FeatureConfig, status: FeatureStatus, connected: bool) -> MockFeatureStore {
+    fn store_with(
+        config: FeatureConfig,
+        status: FeatureStatus,
+        connected: bool,
+    ) -> MockFeatureStore {
         let mut s = MockFeatureStore::new();
         s.expect_feature_config()
             .returning(move |_| Ok(Some(config.clone())));
@@ -599,7 +623,10 @@ mod tests {
         let mut seq = Sequence::new();
         store
             .expect_update_desired_labels()
-            .with(eq(label("snmp_enabled", "false")), eq(Vec::<LabelKey>::new()))
+            .with(
+                eq(label("snmp_enabled", "false")),
+                eq(Vec::<LabelKey>::new()),
+            )
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _| Ok(()));
@@ -635,12 +662,22 @@ mod tests {
             .returning(|_, _| Ok(()));
         store
             .expect_update_desired_labels()
-            .with(eq(label("snmp_enabled", "true")), eq(Vec::<LabelKey>::new()))
+            .with(
+                eq(label("snmp_enabled", "true")),
+                eq(Vec::<LabelKey>::new()),
+            )
             .times(1)
             .returning(|_, _| Ok(()));
         // No expectation on the runtime: any Docker call fails the test.
         let rt = MockContainerRuntime::new();
-        block_on(container_start(&store, &rt, &ManualClock::default(), &snmp(), true)).unwrap();
+        block_on(container_start(
+            &store,
+            &rt,
+            &ManualClock::default(),
+            &snmp(),
+            true,
+        ))
+        .unwrap();
     }
 
     #[test]
@@ -686,8 +723,14 @@ mod tests {
         };
         let store = store_with(FeatureConfig::default(), st, false);
         let rt = MockContainerRuntime::new();
-        let err =
-            block_on(container_kill(&store, &rt, &ManualClock::default(), &snmp(), true)).unwrap_err();
+        let err = block_on(container_kill(
+            &store,
+            &rt,
+            &ManualClock::default(),
+            &snmp(),
+            true,
+        ))
+        .unwrap_err();
         assert!(matches!(err, ExecError::Refused { .. }), "{err}");
     }
 
@@ -704,7 +747,14 @@ mod tests {
         let store = store_with(cfg, st, false);
         let mut rt = MockContainerRuntime::new();
         rt.expect_kill().times(1).returning(|_| Ok(()));
-        block_on(container_kill(&store, &rt, &ManualClock::default(), &snmp(), true)).unwrap();
+        block_on(container_kill(
+            &store,
+            &rt,
+            &ManualClock::default(),
+            &snmp(),
+            true,
+        ))
+        .unwrap();
     }
 
     #[test]
@@ -714,8 +764,14 @@ mod tests {
             .expect_update_desired_labels()
             .returning(|_, _| Err(PortError::transient("redis down")));
         let rt = MockContainerRuntime::new();
-        let err = block_on(container_start(&store, &rt, &ManualClock::default(), &snmp(), true))
-            .unwrap_err();
+        let err = block_on(container_start(
+            &store,
+            &rt,
+            &ManualClock::default(),
+            &snmp(),
+            true,
+        ))
+        .unwrap_err();
         assert_eq!(err.to_string(), "feature snmp: redis down");
     }
 
@@ -799,7 +855,10 @@ mod tests {
         });
         store
             .expect_update_feature_status()
-            .with(eq(snmp()), eq(StatusUpdate::new().remote_state(RemoteState::Ready)))
+            .with(
+                eq(snmp()),
+                eq(StatusUpdate::new().remote_state(RemoteState::Ready)),
+            )
             .times(1)
             .returning(|_, _| Ok(()));
         let mut rt = MockContainerRuntime::new();
@@ -843,7 +902,10 @@ mod tests {
         });
         store
             .expect_update_feature_status()
-            .with(eq(snmp()), eq(StatusUpdate::new().remote_state(RemoteState::None)))
+            .with(
+                eq(snmp()),
+                eq(StatusUpdate::new().remote_state(RemoteState::None)),
+            )
             .times(1)
             .returning(|_, _| Ok(()));
         let rt = MockContainerRuntime::new();
@@ -968,7 +1030,10 @@ mod tests {
             },
         ))
         .unwrap();
-        assert!(matches!(outcome, StartupOutcome::Frozen(FreezeReason::Superseded(_))));
+        assert!(matches!(
+            outcome,
+            StartupOutcome::Frozen(FreezeReason::Superseded(_))
+        ));
         assert_eq!(holds.len(), 1);
     }
 
@@ -1022,8 +1087,8 @@ mod tests {
             ip: Some("10.0.0.1".into()),
             ..ServerConfig::default()
         };
-        let r = p.run(&Action::Join(cfg));
-        assert_eq!(r.event, Some(Event::JoinFailed));
+        let r = p.run(&Action::Join(RequestId(7), cfg));
+        assert_eq!(r.event, Some(Event::JoinFailed(RequestId(7))));
         assert!(r.error.is_some());
     }
 
@@ -1048,10 +1113,11 @@ mod tests {
         p.services
             .expect_is_active()
             .returning(|_| Err(PortError::transient("systemctl timed out")));
-        let r = p.run(&Action::CheckService(snmp()));
+        let r = p.run(&Action::CheckService(RequestId(3), snmp()));
         assert_eq!(
             r.event,
             Some(Event::ServiceActivity {
+                request: RequestId(3),
                 feature: snmp(),
                 active: false
             })
@@ -1091,12 +1157,14 @@ mod tests {
             ImageOp::UpdateStatus(StatusUpdate::new().remote_state(RemoteState::None)),
         ];
         let r = p.run(&Action::RunImageOps {
+            request: RequestId(9),
             feature: snmp(),
             ops,
         });
         assert_eq!(
             r.event,
             Some(Event::ImageOpsDone {
+                request: RequestId(9),
                 feature: snmp(),
                 ok: false
             })
@@ -1106,18 +1174,15 @@ mod tests {
     #[test]
     fn image_facts_gather_both_containers_and_the_image_list() {
         let mut p = Ports::new();
-        p.runtime
-            .expect_inspect()
-            .times(2)
-            .returning(|id| {
-                Ok((id.as_str() != "snmp").then(|| ContainerInfo {
-                    id: id.to_string(),
-                    name: id.to_string(),
-                    image_id: "sha256:74".into(),
-                    image_version: None,
-                    running: true,
-                }))
-            });
+        p.runtime.expect_inspect().times(2).returning(|id| {
+            Ok((id.as_str() != "snmp").then(|| ContainerInfo {
+                id: id.to_string(),
+                name: id.to_string(),
+                image_id: "sha256:74".into(),
+                image_version: None,
+                running: true,
+            }))
+        });
         p.images.expect_list_images().times(1).returning(|| {
             Ok(vec![ImageInfo {
                 id: "sha256:74".into(),
@@ -1126,6 +1191,7 @@ mod tests {
             }])
         });
         let r = p.run(&Action::GatherImageFacts {
+            request: RequestId(1),
             feature: snmp(),
             container: ContainerId::parse("0123456789ab").unwrap(),
         });

@@ -151,7 +151,9 @@ pub fn plan_mark_good(settings: &ImageMgmtSettings, facts: &MarkGoodFacts) -> Ma
         .filter(|r| &r.id == image_id)
         .min_by_key(|r| (!r.is_downloaded(), r.tag != facts.version.as_str()))
     else {
-        return MarkGoodPlan::Retry(format!("image {image_id} of the running container is not listed"));
+        return MarkGoodPlan::Retry(format!(
+            "image {image_id} of the running container is not listed"
+        ));
     };
     let base = row.base_name().to_owned();
     let mut ops = Vec::new();
@@ -168,7 +170,9 @@ pub fn plan_mark_good(settings: &ImageMgmtSettings, facts: &MarkGoodFacts) -> Ma
                     facts.feature
                 ));
             }
-            Some(_) => ops.push(ImageOp::RemoveContainer(ContainerId::of_feature(&facts.feature))),
+            Some(_) => ops.push(ImageOp::RemoveContainer(ContainerId::of_feature(
+                &facts.feature,
+            ))),
             None => {}
         }
     }
@@ -182,7 +186,14 @@ pub fn plan_mark_good(settings: &ImageMgmtSettings, facts: &MarkGoodFacts) -> Ma
         upd = upd.container_last_version(l.clone());
     }
     ops.push(ImageOp::UpdateStatus(upd));
-    plan_purge(settings, facts, image_id, &base, new_last.as_ref(), &mut ops);
+    plan_purge(
+        settings,
+        facts,
+        image_id,
+        &base,
+        new_last.as_ref(),
+        &mut ops,
+    );
     MarkGoodPlan::Ops(ops)
 }
 

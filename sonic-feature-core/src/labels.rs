@@ -225,7 +225,11 @@ mod tests {
         let mut j = LabelJournal::default();
         j.observe_desired(&labels(&[("a", "1"), ("b", "1")]));
         j.observe_desired(&labels(&[("a", "1")]));
-        j.resync(labels(&[("a", "1"), ("b", "1"), ("kubernetes.io/arch", "amd64")]));
+        j.resync(labels(&[
+            ("a", "1"),
+            ("b", "1"),
+            ("kubernetes.io/arch", "amd64"),
+        ]));
         let p = j.next_patch().unwrap();
         assert!(p.set.is_empty());
         assert_eq!(p.remove, vec![LabelKey::parse("b").unwrap()]);
@@ -237,7 +241,9 @@ mod tests {
         j.observe_desired(&labels(&[("a", "1")]));
         let _ = j.next_patch();
         let text = serde_json::to_string(&j).unwrap();
-        let back: LabelJournal = serde_json::from_str::<LabelJournal>(&text).unwrap().restored();
+        let back: LabelJournal = serde_json::from_str::<LabelJournal>(&text)
+            .unwrap()
+            .restored();
         assert_eq!(back.queue, j.queue);
         assert!(!back.in_flight());
     }

@@ -51,8 +51,23 @@ impl NodeInfo {
                 .filter(|t| !t.is_empty())
                 .unwrap_or("unknown"),
         );
-        put("worker.sonic/platform", self.platform.as_deref().unwrap_or(""));
+        put(
+            "worker.sonic/platform",
+            self.platform.as_deref().unwrap_or(""),
+        );
         out
+    }
+}
+
+/// Identifies a request of the manager (an action that has an answer). Answers carry it back, so
+/// that a redelivered or late answer to an earlier request is never taken for the answer to the
+/// current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
     }
 }
 
@@ -89,25 +104,29 @@ pub enum Event {
     ImageMgmtChanged(ImageMgmt),
     /// Answer to [`Action::CheckService`].
     ServiceActivity {
+        /// The request answered.
+        request: RequestId,
         /// The feature.
         feature: FeatureName,
         /// Whether its unit is active.
         active: bool,
     },
     /// Answer to [`Action::Join`]: success.
-    JoinSucceeded,
+    JoinSucceeded(RequestId),
     /// Answer to [`Action::Join`]: failure.
-    JoinFailed,
+    JoinFailed(RequestId),
     /// Answer to [`Action::ReadNodeLabels`].
-    NodeLabelsRead(NodeLabels),
+    NodeLabelsRead(RequestId, NodeLabels),
     /// Answer to [`Action::ReadNodeLabels`]: failure.
-    NodeLabelsReadFailed,
+    NodeLabelsReadFailed(RequestId),
     /// Answer to [`Action::PatchNodeLabels`]: success.
-    LabelsPatched,
+    LabelsPatched(RequestId),
     /// Answer to [`Action::PatchNodeLabels`]: failure.
-    LabelsPatchFailed,
+    LabelsPatchFailed(RequestId),
     /// Answer to [`Action::GatherImageFacts`].
     ImageFacts {
+        /// The request answered.
+        request: RequestId,
         /// The feature.
         feature: FeatureName,
         /// The deployed container, `None` if it no longer exists.
@@ -118,9 +137,16 @@ pub enum Event {
         images: Vec<ImageInfo>,
     },
     /// Answer to [`Action::GatherImageFacts`]: failure.
-    ImageFactsFailed(FeatureName),
+    ImageFactsFailed {
+        /// The request answered.
+        request: RequestId,
+        /// The feature.
+        feature: FeatureName,
+    },
     /// Answer to [`Action::RunImageOps`].
     ImageOpsDone {
+        /// The request answered.
+        request: RequestId,
         /// The feature.
         feature: FeatureName,
         /// Whether every operation succeeded.
@@ -134,7 +160,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Join the master; answer [`Event::JoinSucceeded`] or [`Event::JoinFailed`].
-    Join(ServerConfig),
+    Join(RequestId, ServerConfig),
     /// Leave the master (forced); no answer.
     Reset,
     /// Replace STATE_DB `KUBERNETES_MASTER|SERVER` with this status, stamping `update_time`
@@ -144,13 +170,13 @@ pub enum Action {
     SetDesiredLabels(LabelPatch),
     /// Read the node's labels; answer [`Event::NodeLabelsRead`] or
     /// [`Event::NodeLabelsReadFailed`].
-    ReadNodeLabels,
+    ReadNodeLabels(RequestId),
     /// Patch the node's labels; answer [`Event::LabelsPatched`] or [`Event::LabelsPatchFailed`].
-    PatchNodeLabels(LabelPatch),
+    PatchNodeLabels(RequestId, LabelPatch),
     /// Persist the label journal (it changed).
     SaveLabelJournal(LabelJournal),
     /// Ask whether the feature's unit is active; answer [`Event::ServiceActivity`].
-    CheckService(FeatureName),
+    CheckService(RequestId, FeatureName),
     /// `systemctl reset-failed` + `restart` of the feature, to switch to `owner`.
     RestartService {
         /// The feature.
@@ -168,6 +194,8 @@ pub enum Action {
     /// Inspect the deployed container and the local one and list images; answer
     /// [`Event::ImageFacts`] or [`Event::ImageFactsFailed`].
     GatherImageFacts {
+        /// The request.
+        request: RequestId,
         /// The feature (also the local container's name).
         feature: FeatureName,
         /// The deployed container.
@@ -176,6 +204,8 @@ pub enum Action {
     /// Carry out image operations in order, stopping at the first failure; answer
     /// [`Event::ImageOpsDone`].
     RunImageOps {
+        /// The request.
+        request: RequestId,
         /// The feature.
         feature: FeatureName,
         /// The operations.
@@ -205,7 +235,7 @@ impl fmt::Display for Action {
             Ok(())
         }
         match self {
-            Self::Join(c) => write!(
+            Self::Join(_, c) => write!(
                 f,
                 "join {}:{} insecure={}",
                 c.ip.as_deref().unwrap_or(""),
@@ -224,19 +254,21 @@ impl fmt::Display for Action {
                 f.write_str("desired labels ")?;
                 patch(f, p)
             }
-            Self::ReadNodeLabels => f.write_str("read node labels"),
-            Self::PatchNodeLabels(p) => {
+            Self::ReadNodeLabels(_) => f.write_str("read node labels"),
+            Self::PatchNodeLabels(_, p) => {
                 f.write_str("patch node labels ")?;
                 patch(f, p)
             }
             Self::SaveLabelJournal(j) => write!(f, "save label journal ({} queued)", j.queue.len()),
-            Self::CheckService(x) => write!(f, "is-active {x}"),
+            Self::CheckService(_, x) => write!(f, "is-active {x}"),
             Self::RestartService { feature, owner } => write!(f, "restart {feature} -> {owner}"),
             Self::UpdateFeatureStatus { feature, update } => write!(f, "status {feature} {update}"),
-            Self::GatherImageFacts { feature, container } => {
+            Self::GatherImageFacts {
+                feature, container, ..
+            } => {
                 write!(f, "gather image facts {feature} {container}")
             }
-            Self::RunImageOps { feature, ops } => {
+            Self::RunImageOps { feature, ops, .. } => {
                 write!(f, "image ops {feature}:")?;
                 for op in ops {
                     write!(f, " [{op}]")?;
@@ -253,9 +285,9 @@ enum MarkStage {
     /// Waiting until the deadline.
     Waiting(Timestamp),
     /// Facts requested.
-    Gathering,
+    Gathering(RequestId),
     /// Operations running.
-    Running,
+    Running(RequestId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,7 +301,7 @@ struct MarkGood {
 struct FeatureEntry {
     config: Option<FeatureConfig>,
     status: Option<FeatureStatus>,
-    check_pending: bool,
+    check_pending: Option<RequestId>,
     mark_good: Option<MarkGood>,
     /// Since when the kube-owned feature does not run under Kubernetes.
     failing_since: Option<Timestamp>,
@@ -302,9 +334,11 @@ pub struct Manager {
     server_status: ServerStatus,
     connected: bool,
     join_at: Option<Timestamp>,
-    joining: bool,
+    joining: Option<RequestId>,
     rejoin: bool,
-    reading_labels: bool,
+    reading_labels: Option<RequestId>,
+    patching: Option<RequestId>,
+    next_request: u64,
     label_retry_at: Option<Timestamp>,
     journal: LabelJournal,
     features: BTreeMap<FeatureName, FeatureEntry>,
@@ -322,9 +356,11 @@ impl Manager {
             server_status: ServerStatus::default(),
             connected: false,
             join_at: None,
-            joining: false,
+            joining: None,
             rejoin: false,
-            reading_labels: false,
+            reading_labels: None,
+            patching: None,
+            next_request: 0,
             label_retry_at: None,
             journal: journal.restored(),
             features: BTreeMap::new(),
@@ -373,9 +409,9 @@ impl Manager {
                     }
                 }
             }
-            Event::JoinSucceeded => {
-                if self.joining {
-                    self.joining = false;
+            Event::JoinSucceeded(r) => {
+                if self.joining == Some(r) {
+                    self.joining = None;
                     if std::mem::take(&mut self.rejoin) {
                         self.handle_server(now, &mut out);
                     } else {
@@ -383,9 +419,9 @@ impl Manager {
                     }
                 }
             }
-            Event::JoinFailed => {
-                if self.joining {
-                    self.joining = false;
+            Event::JoinFailed(r) => {
+                if self.joining == Some(r) {
+                    self.joining = None;
                     self.connected = false;
                     self.write_server_status(false, &mut out);
                     if std::mem::take(&mut self.rejoin) {
@@ -395,29 +431,31 @@ impl Manager {
                     }
                 }
             }
-            Event::NodeLabelsRead(labels) => {
-                if self.reading_labels {
-                    self.reading_labels = false;
+            Event::NodeLabelsRead(r, labels) => {
+                if self.reading_labels == Some(r) {
+                    self.reading_labels = None;
                     self.journal.resync(labels);
                     out.push(Action::SaveLabelJournal(self.journal.clone()));
                     self.push_labels(&mut out);
                 }
             }
-            Event::NodeLabelsReadFailed => {
-                if self.reading_labels {
-                    self.reading_labels = false;
+            Event::NodeLabelsReadFailed(r) => {
+                if self.reading_labels == Some(r) {
+                    self.reading_labels = None;
                     self.push_labels(&mut out);
                 }
             }
-            Event::LabelsPatched => {
-                if self.journal.in_flight() {
+            Event::LabelsPatched(r) => {
+                if self.patching == Some(r) {
+                    self.patching = None;
                     self.journal.patched();
                     out.push(Action::SaveLabelJournal(self.journal.clone()));
                     self.push_labels(&mut out);
                 }
             }
-            Event::LabelsPatchFailed => {
-                if self.journal.in_flight() {
+            Event::LabelsPatchFailed(r) => {
+                if self.patching == Some(r) {
+                    self.patching = None;
                     self.journal.patch_failed();
                     self.label_retry_at = Some(now.plus(self.timers.retry_labels_update));
                 }
@@ -441,28 +479,42 @@ impl Manager {
                     self.on_feature_status(now, feature, status, &mut out);
                 }
             }
-            Event::ServiceActivity { feature, active } => {
-                self.on_service_activity(&feature, active, &mut out);
+            Event::ServiceActivity {
+                request,
+                feature,
+                active,
+            } => {
+                self.on_service_activity(request, &feature, active, &mut out);
             }
             Event::ImageFacts {
+                request,
                 feature,
                 container,
                 local_container,
                 images,
-            } => self.on_image_facts(now, &feature, container, local_container, images, &mut out),
-            Event::ImageFactsFailed(feature) => {
+            } => self.on_image_facts(
+                now,
+                request,
+                &feature,
+                (container, local_container, images),
+                &mut out,
+            ),
+            Event::ImageFactsFailed { request, feature } => {
                 let retry = now.plus(self.timers.retry_tag_latest);
-                if let Some(m) = self.mark_in(&feature, MarkStage::Gathering) {
+                if let Some(m) = self.mark_in(&feature, MarkStage::Gathering(request)) {
                     m.stage = MarkStage::Waiting(retry);
                 }
             }
-            Event::ImageOpsDone { feature, ok } => {
+            Event::ImageOpsDone {
+                request,
+                feature,
+                ok,
+            } => {
                 let retry = now.plus(self.timers.retry_clean_image);
                 if let Some(e) = self.features.get_mut(&feature)
-                    && e
-                        .mark_good
+                    && e.mark_good
                         .as_ref()
-                        .is_some_and(|m| m.stage == MarkStage::Running)
+                        .is_some_and(|m| m.stage == MarkStage::Running(request))
                 {
                     if ok {
                         e.mark_good = None;
@@ -538,8 +590,11 @@ impl Manager {
             if let Some(m) = e.mark_good.as_mut()
                 && matches!(m.stage, MarkStage::Waiting(at) if at <= now)
             {
-                m.stage = MarkStage::Gathering;
+                self.next_request += 1;
+                let request = RequestId(self.next_request);
+                m.stage = MarkStage::Gathering(request);
                 out.push(Action::GatherImageFacts {
+                    request,
                     feature: f.clone(),
                     container: m.container.clone(),
                 });
@@ -615,13 +670,14 @@ impl Manager {
     fn handle_server(&mut self, now: Timestamp, out: &mut Vec<Action>) {
         let _ = now;
         self.join_at = None;
-        if self.joining {
+        if self.joining.is_some() {
             self.rejoin = true;
             return;
         }
         if self.server_cfg.wants_join() {
-            self.joining = true;
-            out.push(Action::Join(self.server_cfg.clone()));
+            let r = self.request();
+            self.joining = Some(r);
+            out.push(Action::Join(r, self.server_cfg.clone()));
         } else {
             out.push(Action::Reset);
             self.connected = false;
@@ -648,8 +704,9 @@ impl Manager {
         let own = self.node.labels();
         let changes = own.into_iter().map(|(k, v)| (k, Some(v))).collect();
         self.set_desired(changes, out);
-        self.reading_labels = true;
-        out.push(Action::ReadNodeLabels);
+        let r = self.request();
+        self.reading_labels = Some(r);
+        out.push(Action::ReadNodeLabels(r));
     }
 
     /// Writes desired labels that differ from the journal's view of `KUBE_LABELS|SET`.
@@ -670,12 +727,31 @@ impl Manager {
     }
 
     fn push_labels(&mut self, out: &mut Vec<Action>) {
-        if !self.connected || self.reading_labels || self.label_retry_at.is_some() {
+        if !self.connected
+            || self.reading_labels.is_some()
+            || self.patching.is_some()
+            || self.label_retry_at.is_some()
+        {
             return;
         }
         if let Some(p) = self.journal.next_patch() {
-            out.push(Action::PatchNodeLabels(p));
+            let r = self.request();
+            self.patching = Some(r);
+            out.push(Action::PatchNodeLabels(r, p));
         }
+    }
+
+    fn request(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    fn check_service(&mut self, f: &FeatureName, out: &mut Vec<Action>) {
+        let r = self.request();
+        if let Some(e) = self.features.get_mut(f) {
+            e.check_pending = Some(r);
+        }
+        out.push(Action::CheckService(r, f.clone()));
     }
 
     fn on_feature_config(
@@ -691,11 +767,14 @@ impl Manager {
         let owner_changed = e.config.as_ref().map(|c| c.set_owner) != Some(config.set_owner);
         let had_status = e.status.is_some();
         let to_local = !init && owner_changed && config.set_owner == SetOwner::Local;
+        let pending = e.check_pending.is_some();
         e.config = Some(config);
-        if (init || owner_changed) && had_status && !e.check_pending {
-            e.check_pending = true;
-            out.push(Action::CheckService(f.clone()));
+        if (init || owner_changed) && had_status && !pending {
+            self.check_service(&f, out);
         }
+        let Some(e) = self.features.get(&f) else {
+            return;
+        };
         if to_local {
             // A locally owned feature carries no version label.
             if let Some(v) = e.status.as_ref().and_then(|s| s.container_version.clone())
@@ -729,7 +808,7 @@ impl Manager {
             let same = running_now
                 && status.container_id.as_deref() == Some(m.container.as_str())
                 && status.container_version.as_ref() == Some(&m.version);
-            if !same && m.stage != MarkStage::Running {
+            if !same && !matches!(m.stage, MarkStage::Running(_)) {
                 e.mark_good = None;
             }
         }
@@ -789,20 +868,26 @@ impl Manager {
                     status.remote_state,
                     RemoteState::Pending | RemoteState::Stopped
                 ));
-        if relevant && e.config.is_some() && !e.check_pending {
-            e.check_pending = true;
-            out.push(Action::CheckService(f.clone()));
+        if relevant && e.config.is_some() && e.check_pending.is_none() {
+            self.check_service(&f, out);
         }
         self.track_failure(now, &f);
     }
 
-    fn on_service_activity(&mut self, f: &FeatureName, active: bool, out: &mut Vec<Action>) {
+    fn on_service_activity(
+        &mut self,
+        request: RequestId,
+        f: &FeatureName,
+        active: bool,
+        out: &mut Vec<Action>,
+    ) {
         let Some(e) = self.features.get_mut(f) else {
             return;
         };
-        if !std::mem::take(&mut e.check_pending) {
+        if e.check_pending != Some(request) {
             return;
         }
+        e.check_pending = None;
         let cfg = e.config.clone().unwrap_or_default();
         let st = e.status.clone().unwrap_or_default();
         if !active {
@@ -838,14 +923,19 @@ impl Manager {
     fn on_image_facts(
         &mut self,
         now: Timestamp,
+        request: RequestId,
         f: &FeatureName,
-        container: Option<ContainerInfo>,
-        local_container: Option<ContainerInfo>,
-        images: Vec<ImageInfo>,
+        (container, local_container, images): (
+            Option<ContainerInfo>,
+            Option<ContainerInfo>,
+            Vec<ImageInfo>,
+        ),
         out: &mut Vec<Action>,
     ) {
         let settings = self.images.effective(f);
         let retry = now.plus(self.timers.retry_tag_latest);
+        self.next_request += 1;
+        let ops_request = RequestId(self.next_request);
         let Some(e) = self.features.get_mut(f) else {
             return;
         };
@@ -853,7 +943,7 @@ impl Manager {
         let Some(m) = e
             .mark_good
             .as_mut()
-            .filter(|m| m.stage == MarkStage::Gathering)
+            .filter(|m| m.stage == MarkStage::Gathering(request))
         else {
             return;
         };
@@ -871,8 +961,9 @@ impl Manager {
             MarkGoodPlan::Retry(_) => m.stage = MarkStage::Waiting(retry),
             MarkGoodPlan::Ops(ops) if ops.is_empty() => e.mark_good = None,
             MarkGoodPlan::Ops(ops) => {
-                m.stage = MarkStage::Running;
+                m.stage = MarkStage::Running(ops_request);
                 out.push(Action::RunImageOps {
+                    request: ops_request,
                     feature: f.clone(),
                     ops,
                 });

@@ -208,7 +208,10 @@ impl StartupMachine {
                             .update_time(facts.wall_time)
                             .container_version(v.clone()),
                     ),
-                    StartupAction::SetLabel(LabelKey::feature_local(f), LabelValue::from_version(v)),
+                    StartupAction::SetLabel(
+                        LabelKey::feature_local(f),
+                        LabelValue::from_version(v),
+                    ),
                     StartupAction::Proceed,
                 ]
             }
@@ -274,9 +277,7 @@ impl StartupMachine {
         match (&self.phase, ev) {
             (Phase::Checking, StartupEvent::Facts(facts)) => self.check(now, *facts),
             (Phase::Polling, StartupEvent::Facts(facts)) => self.poll(now, *facts),
-            (Phase::FrozenUntil(at, _), StartupEvent::Timeout)
-                if now >= *at =>
-            {
+            (Phase::FrozenUntil(at, _), StartupEvent::Timeout) if now >= *at => {
                 // Upstream froze for ever (quirk 13); re-checking lets a later `container
                 // start` (system_state up) or owner change admit this container.
                 self.phase = Phase::Checking;
@@ -313,10 +314,7 @@ impl StartupMachine {
     pub fn frozen(&self) -> Option<&FreezeReason> {
         match &self.phase {
             Phase::FrozenUntil(_, r) => Some(r),
-            Phase::Checking
-            | Phase::WaitReadyAt(_)
-            | Phase::Polling
-            | Phase::Done => None,
+            Phase::Checking | Phase::WaitReadyAt(_) | Phase::Polling | Phase::Done => None,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Scenario traces of the `container` command and `container_startup`, one per upstream
 //! scenario id (upstream-ctrmgrd.md §8.2) plus the HLD-only and fixed behaviours.
 
+// Test helpers outside #[test] functions panic on broken fixtures by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -23,7 +26,11 @@ fn c_s0_local_owner_starts_local_and_clears_the_label() {
     // Upstream's remote_state "xxx" is not a remote state: it is rejected when read, and the
     // decision for a local owner does not depend on it.
     assert!(RemoteState::parse("xxx").is_err());
-    for r in [RemoteState::Running, RemoteState::Pending, RemoteState::None] {
+    for r in [
+        RemoteState::Running,
+        RemoteState::Pending,
+        RemoteState::None,
+    ] {
         let facts = Facts::new("snmp").remote(r).0;
         check(
             &trace(&plan_start(&facts)),
@@ -197,7 +204,11 @@ fn c_k2_kill_of_disabled_local_feature_refuses_without_docker_call() {
 #[test]
 fn c_w0_wait_local_records_stable_version_and_waits_on_the_feature() {
     let facts = Facts::new("snmp").current(CurrentOwner::Local).id("snmp").0;
-    let (mut m, first) = WaitMachine::new(&facts, &RemoteCtrConfig::default(), Timestamp::from_millis(0));
+    let (mut m, first) = WaitMachine::new(
+        &facts,
+        &RemoteCtrConfig::default(),
+        Timestamp::from_millis(0),
+    );
     let second = m.step(
         Timestamp::from_millis(10),
         WaitEvent::Inspected(Some(Some(ver("20201231.11")))),
@@ -239,7 +250,10 @@ fn drive_wait(
         let ev = match next {
             Some(ev) => ev,
             None => {
-                now = m.poll_timeout().expect("a waiting machine has a deadline").as_millis();
+                now = m
+                    .poll_timeout()
+                    .expect("a waiting machine has a deadline")
+                    .as_millis();
                 WaitEvent::Timeout
             }
         };
@@ -263,7 +277,11 @@ fn c_w1_wait_kube_promotes_pending_to_ready_then_falls_back_at_the_deadline() {
     let t = drive_wait(&facts, &timers, |_| {
         let s = FeatureStatus {
             container_id: Some(String::new()),
-            remote_state: if pending { RemoteState::Pending } else { RemoteState::Ready },
+            remote_state: if pending {
+                RemoteState::Pending
+            } else {
+                RemoteState::Ready
+            },
             ..FeatureStatus::default()
         };
         pending = false;
@@ -283,15 +301,31 @@ fn c_w1_wait_kube_promotes_pending_to_ready_then_falls_back_at_the_deadline() {
 
 #[test]
 fn wait_without_fallback_polls_until_the_container_appears_and_follows_it() {
-    let facts = Facts::new("snmp").owner(SetOwner::Kube).no_fallback().id("").0;
+    let facts = Facts::new("snmp")
+        .owner(SetOwner::Kube)
+        .no_fallback()
+        .id("")
+        .0;
     let timers = RemoteCtrConfig {
         revert_to_local_on_wait: Duration::from_secs(1),
         ..RemoteCtrConfig::default()
     };
     let t = drive_wait(&facts, &timers, |now| FeatureStatus {
-        current_owner: if now >= 8000 { CurrentOwner::Kube } else { CurrentOwner::None },
-        container_id: Some(if now >= 8000 { "0123456789ab".into() } else { String::new() }),
-        remote_state: if now >= 8000 { RemoteState::Running } else { RemoteState::Pending },
+        current_owner: if now >= 8000 {
+            CurrentOwner::Kube
+        } else {
+            CurrentOwner::None
+        },
+        container_id: Some(if now >= 8000 {
+            "0123456789ab".into()
+        } else {
+            String::new()
+        }),
+        remote_state: if now >= 8000 {
+            RemoteState::Running
+        } else {
+            RemoteState::Pending
+        },
         ..FeatureStatus::default()
     });
     check(
@@ -314,10 +348,16 @@ fn wait_on_a_fresh_db_polls_when_the_feature_container_does_not_exist() {
     // Quirk 16: no container_id field gives the feature name; upstream waited on a container
     // that does not exist. Here the machine inspects first and polls when it is absent.
     let facts = Facts::new("snmp").owner(SetOwner::Kube).0;
-    let (mut m, first) =
-        WaitMachine::new(&facts, &RemoteCtrConfig::default(), Timestamp::from_millis(0));
+    let (mut m, first) = WaitMachine::new(
+        &facts,
+        &RemoteCtrConfig::default(),
+        Timestamp::from_millis(0),
+    );
     assert_eq!(trace(&first), "docker inspect snmp");
-    assert!(m.step(Timestamp::from_millis(5), WaitEvent::Inspected(None)).is_empty());
+    assert!(
+        m.step(Timestamp::from_millis(5), WaitEvent::Inspected(None))
+            .is_empty()
+    );
     assert_eq!(m.poll_timeout(), Some(Timestamp::from_millis(2005)));
     assert_eq!(m.deadline(), Some(Timestamp::from_millis(360_005)));
 }
@@ -340,7 +380,10 @@ fn c_m_feature_arguments_are_validated_before_any_decision() {
     );
     let local = Facts::new("snmp").current(CurrentOwner::Local).id("").0;
     assert_eq!(plan_id(&local).unwrap().as_str(), "snmp");
-    let kube = Facts::new("snmp").current(CurrentOwner::Kube).id("0123456789ab").0;
+    let kube = Facts::new("snmp")
+        .current(CurrentOwner::Kube)
+        .id("0123456789ab")
+        .0;
     assert_eq!(plan_id(&kube).unwrap().as_str(), "0123456789ab");
 }
 
@@ -413,7 +456,10 @@ fn up(remote: RemoteState) -> FeatureStatus {
 fn first_check(a: StartupArgs, facts: StartupFacts) -> (StartupMachine, String) {
     let (mut m, first) = StartupMachine::new(a);
     assert_eq!(first, vec![StartupAction::ReadFacts]);
-    let out = m.step(Timestamp::from_millis(0), StartupEvent::Facts(Box::new(facts)));
+    let out = m.step(
+        Timestamp::from_millis(0),
+        StartupEvent::Facts(Box::new(facts)),
+    );
     (m, trace(&out))
 }
 
@@ -448,7 +494,10 @@ fn s1_kube_pod_while_set_owner_local_is_frozen_without_writes() {
 fn s2_kube_pod_while_system_down_is_frozen_without_writes() {
     let mut st = up(RemoteState::None);
     st.system_state = Some(SystemState::Down);
-    let (_, t) = first_check(args(SetOwner::Kube, "20201230.11"), startup_facts(SetOwner::Kube, st));
+    let (_, t) = first_check(
+        args(SetOwner::Kube, "20201230.11"),
+        startup_facts(SetOwner::Kube, st),
+    );
     check(&t, "frozen: bail out as system state not active");
 }
 
@@ -457,7 +506,10 @@ fn s3_kube_pod_with_a_request_already_pending_only_records_its_version() {
     // Upstream used the non-state "no_change"; an already pending request is the real case.
     let mut st = up(RemoteState::Pending);
     st.container_version = Some(ver("20201230.77"));
-    let (_, t) = first_check(args(SetOwner::Kube, "20201230.11"), startup_facts(SetOwner::Kube, st));
+    let (_, t) = first_check(
+        args(SetOwner::Kube, "20201230.11"),
+        startup_facts(SetOwner::Kube, st),
+    );
     check(&t, "status {container_version: 20201230.11}");
 }
 
@@ -467,7 +519,10 @@ fn s4_kube_pod_with_no_remote_state_asks_with_pending() {
         args(SetOwner::Kube, "20201230.11"),
         startup_facts(SetOwner::Kube, up(RemoteState::None)),
     );
-    check(&t, "status {remote_state: pending, container_version: 20201230.11}");
+    check(
+        &t,
+        "status {remote_state: pending, container_version: 20201230.11}",
+    );
     assert_eq!(m.poll_timeout(), Some(Timestamp::from_millis(2000)));
 }
 
@@ -475,7 +530,10 @@ fn s4_kube_pod_with_no_remote_state_asks_with_pending() {
 fn s5_kube_pod_with_ready_takes_over() {
     let mut st = up(RemoteState::Ready);
     st.container_version = Some(ver("20201230.77"));
-    let (m, t) = first_check(args(SetOwner::Kube, "20201230.11"), startup_facts(SetOwner::Kube, st));
+    let (m, t) = first_check(
+        args(SetOwner::Kube, "20201230.11"),
+        startup_facts(SetOwner::Kube, st),
+    );
     check(
         &t,
         r#"
@@ -522,17 +580,29 @@ fn frozen_kube_pod_is_admitted_once_the_service_comes_up() {
     // Quirk 13: upstream froze for ever when system_state was not up.
     let mut down = up(RemoteState::None);
     down.system_state = Some(SystemState::Down);
-    let (mut m, t) = first_check(args(SetOwner::Kube, "2.0"), startup_facts(SetOwner::Kube, down));
+    let (mut m, t) = first_check(
+        args(SetOwner::Kube, "2.0"),
+        startup_facts(SetOwner::Kube, down),
+    );
     check(&t, "frozen: bail out as system state not active");
     assert_eq!(m.poll_timeout(), Some(Timestamp::from_millis(60_000)));
-    assert!(m.step(Timestamp::from_millis(59_999), StartupEvent::Timeout).is_empty());
+    assert!(
+        m.step(Timestamp::from_millis(59_999), StartupEvent::Timeout)
+            .is_empty()
+    );
     let again = m.step(Timestamp::from_millis(60_000), StartupEvent::Timeout);
     assert_eq!(again, vec![StartupAction::ReadFacts]);
     let admitted = m.step(
         Timestamp::from_millis(60_001),
-        StartupEvent::Facts(Box::new(startup_facts(SetOwner::Kube, up(RemoteState::Stopped)))),
+        StartupEvent::Facts(Box::new(startup_facts(
+            SetOwner::Kube,
+            up(RemoteState::Stopped),
+        ))),
     );
-    check(&trace(&admitted), "status {remote_state: pending, container_version: 2.0}");
+    check(
+        &trace(&admitted),
+        "status {remote_state: pending, container_version: 2.0}",
+    );
 }
 
 #[test]

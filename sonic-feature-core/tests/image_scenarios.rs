@@ -1,6 +1,9 @@
 //! Scenario traces of image management: upstream `tag_latest` (T0..T4) and `clean_image`
 //! (G0..G5) from upstream-ctrmgrd.md §8.2, and the HLD's configurable variants.
 
+// Test helpers outside #[test] functions panic on broken fixtures by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -135,12 +138,21 @@ fn manager_at_mark_good() -> (Manager, Vec<Action>) {
 #[test]
 fn t3_failure_to_read_docker_state_is_retried() {
     let (mut m, actions) = manager_at_mark_good();
-    assert!(matches!(actions.as_slice(), [Action::GatherImageFacts { .. }]));
+    let [Action::GatherImageFacts { request, .. }] = actions.as_slice() else {
+        panic!("expected a gather request, got {actions:?}")
+    };
     let now = Timestamp::from_millis(600_000);
-    assert!(m.step(now, Event::ImageFactsFailed(feat("telemetry"))).is_empty());
+    let failed = Event::ImageFactsFailed {
+        request: *request,
+        feature: feat("telemetry"),
+    };
+    assert!(m.step(now, failed).is_empty());
     assert_eq!(m.poll_timeout(), Some(Timestamp::from_millis(630_000)));
     let again = m.step(Timestamp::from_millis(630_000), Event::Timeout);
-    assert!(matches!(again.as_slice(), [Action::GatherImageFacts { .. }]));
+    assert!(matches!(
+        again.as_slice(),
+        [Action::GatherImageFacts { .. }]
+    ));
 }
 
 #[test]
@@ -176,29 +188,39 @@ fn g0_kube_to_kube_removes_old_downloads_but_current_and_last() {
 
 #[test]
 fn g1_failed_removal_is_retried_by_replanning() {
-    let (mut m, _) = manager_at_mark_good();
+    let (mut m, actions) = manager_at_mark_good();
+    let [Action::GatherImageFacts { request, .. }] = actions.as_slice() else {
+        panic!("expected a gather request, got {actions:?}")
+    };
     let now = Timestamp::from_millis(600_000);
     let f = facts();
     let ops = m.step(
         now,
         Event::ImageFacts {
+            request: *request,
             feature: feat("telemetry"),
             container: f.container.clone(),
             local_container: None,
             images: f.images.clone(),
         },
     );
-    assert!(matches!(ops.as_slice(), [Action::RunImageOps { .. }]));
+    let [Action::RunImageOps { request, .. }] = ops.as_slice() else {
+        panic!("expected image operations, got {ops:?}")
+    };
     m.step(
         now,
         Event::ImageOpsDone {
+            request: *request,
             feature: feat("telemetry"),
             ok: false,
         },
     );
     assert_eq!(m.poll_timeout(), Some(Timestamp::from_millis(630_000)));
     let again = m.step(Timestamp::from_millis(630_000), Event::Timeout);
-    assert!(matches!(again.as_slice(), [Action::GatherImageFacts { .. }]));
+    assert!(matches!(
+        again.as_slice(),
+        [Action::GatherImageFacts { .. }]
+    ));
 }
 
 #[test]
@@ -291,7 +313,10 @@ fn without_tag_as_local_the_shipped_image_stays_golden_hld() {
     let MarkGoodPlan::Ops(ops) = p else {
         panic!("expected operations")
     };
-    assert_eq!(golden_after(LOCAL, &f.images, &ops).as_deref(), Some("sha256:11"));
+    assert_eq!(
+        golden_after(LOCAL, &f.images, &ops).as_deref(),
+        Some("sha256:11")
+    );
 }
 
 #[test]
@@ -317,7 +342,10 @@ fn disabled_image_management_does_nothing_hld() {
         disable: true,
         ..ImageMgmtSettings::default()
     };
-    assert_eq!(plan_mark_good(&settings, &facts()), MarkGoodPlan::Ops(Vec::new()));
+    assert_eq!(
+        plan_mark_good(&settings, &facts()),
+        MarkGoodPlan::Ops(Vec::new())
+    );
 }
 
 #[test]

@@ -2,13 +2,16 @@
 //! (upstream-ctrmgrd.md §8.2: SV0..SV2, F0..F5, L0..L2) plus the HLD-only behaviours (version
 //! labels, failure detection and rollback, label journal across outages, image management).
 
+// Test helpers outside #[test] functions panic on broken fixtures by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
 
 use common::{check, feat, labels, ver};
 use sonic_feature_core::labels::LabelJournal;
-use sonic_feature_core::manager::{Action, Event, Manager, NodeInfo};
+use sonic_feature_core::manager::{Action, Event, Manager, NodeInfo, RequestId};
 use sonic_feature_core::model::{
     CurrentOwner, FeatureConfig, FeatureStatus, ImageMgmt, ImageMgmtOverride, RemoteCtrConfig,
     RemoteState, ServerConfig, ServerStatus, SetOwner, SystemState, Timestamp,
@@ -42,6 +45,8 @@ fn test_timers() -> RemoteCtrConfig {
 struct Sim {
     m: Manager,
     out: Vec<String>,
+    /// The latest request of each kind, to build answers.
+    req: std::collections::BTreeMap<&'static str, RequestId>,
 }
 
 impl Sim {
@@ -52,6 +57,7 @@ impl Sim {
         Self {
             m: Manager::new(timers, node(), LabelJournal::default()),
             out: Vec::new(),
+            req: Default::default(),
         }
     }
     fn at(&mut self, secs: u64, label: &str, ev: Event) -> Vec<Action> {
@@ -59,6 +65,18 @@ impl Sim {
         let actions = self.m.step(now, ev);
         self.out.push(format!("@{secs}s {label}"));
         for a in &actions {
+            let kind = match a {
+                Action::Join(r, _) => Some(("join", *r)),
+                Action::ReadNodeLabels(r) => Some(("read", *r)),
+                Action::PatchNodeLabels(r, _) => Some(("patch", *r)),
+                Action::CheckService(r, _) => Some(("check", *r)),
+                Action::GatherImageFacts { request, .. } => Some(("gather", *request)),
+                Action::RunImageOps { request, .. } => Some(("ops", *request)),
+                _ => None,
+            };
+            if let Some((k, r)) = kind {
+                self.req.insert(k, r);
+            }
             if !matches!(a, Action::SaveLabelJournal(_)) {
                 self.out.push(format!("  {a}"));
             }
@@ -69,6 +87,31 @@ impl Sim {
     fn tick(&mut self) -> Vec<Action> {
         let t = self.m.poll_timeout().expect("a deadline").as_millis() / 1000;
         self.at(t, "timeout", Event::Timeout)
+    }
+    fn r(&self, kind: &str) -> RequestId {
+        self.req.get(kind).copied().unwrap_or(RequestId(0))
+    }
+    fn join_ok(&self) -> Event {
+        Event::JoinSucceeded(self.r("join"))
+    }
+    fn join_failed(&self) -> Event {
+        Event::JoinFailed(self.r("join"))
+    }
+    fn patched(&self) -> Event {
+        Event::LabelsPatched(self.r("patch"))
+    }
+    fn patch_failed(&self) -> Event {
+        Event::LabelsPatchFailed(self.r("patch"))
+    }
+    fn node_labels(&self, l: sonic_feature_core::model::NodeLabels) -> Event {
+        Event::NodeLabelsRead(self.r("read"), l)
+    }
+    fn active(&self, f: &str, a: bool) -> Event {
+        Event::ServiceActivity {
+            request: self.r("check"),
+            feature: feat(f),
+            active: a,
+        }
     }
     fn trace(&self) -> String {
         self.out.join("\n")
@@ -117,13 +160,6 @@ fn fstat(f: &str, s: FeatureStatus) -> Event {
     }
 }
 
-fn active(f: &str, a: bool) -> Event {
-    Event::ServiceActivity {
-        feature: feat(f),
-        active: a,
-    }
-}
-
 fn start(cfg: ServerConfig, booted: bool) -> Event {
     Event::Start {
         server_config: cfg,
@@ -143,8 +179,8 @@ fn sv0_boot_waits_latency_then_join_retries_and_describes_the_node() {
     s.at(1, "config insecure=true", Event::ServerConfigChanged(upd));
     s.tick();
     // Retry interval 0 (the upstream test config): the retry is immediate.
-    s.at(2, "join failed", Event::JoinFailed);
-    s.at(2, "join ok", Event::JoinSucceeded);
+    s.at(2, "join failed", s.join_failed());
+    s.at(2, "join ok", s.join_ok());
     check(
         &s.trace(),
         r#"
@@ -179,10 +215,14 @@ fn sv1_restart_of_the_daemon_joins_at_once_secure() {
 fn sv2_disable_after_join_resets_and_records_disconnected() {
     let mut s = Sim::new();
     s.at(0, "start", start(server("10.10.10.10"), false));
-    s.at(1, "join ok", Event::JoinSucceeded);
+    s.at(1, "join ok", s.join_ok());
     let mut off = server("10.10.10.10");
     off.disable = true;
-    s.at(2, "config disable=true", Event::ServerConfigChanged(off.clone()));
+    s.at(
+        2,
+        "config disable=true",
+        Event::ServerConfigChanged(off.clone()),
+    );
     s.at(3, "same config again", Event::ServerConfigChanged(off));
     check(
         &s.trace(),
@@ -204,9 +244,13 @@ fn sv2_disable_after_join_resets_and_records_disconnected() {
 #[test]
 fn f0_owner_local_while_kube_runs_restarts_and_clears_the_label() {
     let mut s = Sim::new();
-    s.at(0, "state", fstat("snmp", st(CurrentOwner::Kube, RemoteState::Running)));
+    s.at(
+        0,
+        "state",
+        fstat("snmp", st(CurrentOwner::Kube, RemoteState::Running)),
+    );
     s.at(0, "config", fconf("snmp", cfg(SetOwner::Local)));
-    s.at(0, "active", active("snmp", true));
+    s.at(0, "active", s.active("snmp", true));
     check(
         &s.trace(),
         r#"
@@ -224,8 +268,12 @@ fn f0_owner_local_while_kube_runs_restarts_and_clears_the_label() {
 fn f1_pending_deployment_while_local_runs_restarts_to_kube() {
     let mut s = Sim::new();
     s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
-    s.at(0, "state", fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)));
-    s.at(0, "active", active("snmp", true));
+    s.at(
+        0,
+        "state",
+        fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)),
+    );
+    s.at(0, "active", s.active("snmp", true));
     check(
         &s.trace(),
         r#"
@@ -243,8 +291,12 @@ fn f1_pending_deployment_while_local_runs_restarts_to_kube() {
 fn f2_inactive_service_is_left_alone() {
     let mut s = Sim::new();
     s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
-    s.at(0, "state", fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)));
-    s.at(0, "inactive", active("snmp", false));
+    s.at(
+        0,
+        "state",
+        fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)),
+    );
+    s.at(0, "inactive", s.active("snmp", false));
     check(
         &s.trace(),
         r#"
@@ -288,13 +340,14 @@ fn f3_running_deployment_is_tagged_as_good_after_the_timer() {
     let mut ready = st(CurrentOwner::Kube, RemoteState::Ready);
     ready.container_version = Some(ver("20201231.74"));
     s.at(0, "ready", fstat("snmp", ready));
-    s.at(0, "active", active("snmp", true));
+    s.at(0, "active", s.active("snmp", true));
     s.at(1, "running", fstat("snmp", kube_running("20201231.74")));
     s.tick();
     s.at(
         601,
         "facts",
         Event::ImageFacts {
+            request: s.r("gather"),
             feature: feat("snmp"),
             container: Some(container("0123456789ab", "sha256:74", true)),
             local_container: Some(container("snmp", "sha256:11", false)),
@@ -310,6 +363,7 @@ fn f3_running_deployment_is_tagged_as_good_after_the_timer() {
         602,
         "ops done",
         Event::ImageOpsDone {
+            request: s.r("ops"),
             feature: feat("snmp"),
             ok: true,
         },
@@ -337,8 +391,16 @@ fn f3_running_deployment_is_tagged_as_good_after_the_timer() {
 #[test]
 fn f4_stopped_to_none_without_config_restarts_at_once() {
     let mut s = Sim::new();
-    s.at(0, "stopped", fstat("snmp", st(CurrentOwner::None, RemoteState::Stopped)));
-    s.at(1, "none", fstat("snmp", st(CurrentOwner::None, RemoteState::None)));
+    s.at(
+        0,
+        "stopped",
+        fstat("snmp", st(CurrentOwner::None, RemoteState::Stopped)),
+    );
+    s.at(
+        1,
+        "none",
+        fstat("snmp", st(CurrentOwner::None, RemoteState::None)),
+    );
     check(
         &s.trace(),
         r#"
@@ -353,8 +415,12 @@ fn f4_stopped_to_none_without_config_restarts_at_once() {
 fn f5_local_owner_with_nothing_running_is_not_restarted() {
     let mut s = Sim::new();
     s.at(0, "config", fconf("swss", cfg(SetOwner::Local)));
-    s.at(0, "state", fstat("swss", st(CurrentOwner::None, RemoteState::None)));
-    s.at(0, "active", active("swss", true));
+    s.at(
+        0,
+        "state",
+        fstat("swss", st(CurrentOwner::None, RemoteState::None)),
+    );
+    s.at(0, "active", s.active("swss", true));
     check(
         &s.trace(),
         r#"
@@ -370,8 +436,8 @@ fn f5_local_owner_with_nothing_running_is_not_restarted() {
 fn connected_sim() -> Sim {
     let mut s = Sim::new();
     s.at(0, "start", start(server("10.10.10.10"), false));
-    s.at(0, "join ok", Event::JoinSucceeded);
-    s.at(0, "node labels", Event::NodeLabelsRead(labels(&[])));
+    s.at(0, "join ok", s.join_ok());
+    s.at(0, "node labels", s.node_labels(labels(&[])));
     s.out.clear();
     s
 }
@@ -379,7 +445,11 @@ fn connected_sim() -> Sim {
 #[test]
 fn l0_connected_node_gets_desired_labels() {
     let mut s = connected_sim();
-    s.at(1, "desired", Event::DesiredLabelsChanged(labels(&[("foo", "bar")])));
+    s.at(
+        1,
+        "desired",
+        Event::DesiredLabelsChanged(labels(&[("foo", "bar")])),
+    );
     check(
         &s.trace(),
         r#"
@@ -392,17 +462,25 @@ fn l0_connected_node_gets_desired_labels() {
 #[test]
 fn l1_disconnected_node_gets_nothing_until_joined() {
     let mut s = Sim::new();
-    s.at(0, "desired", Event::DesiredLabelsChanged(labels(&[("foo", "bar")])));
+    s.at(
+        0,
+        "desired",
+        Event::DesiredLabelsChanged(labels(&[("foo", "bar")])),
+    );
     check(&s.trace(), "@0s desired");
 }
 
 #[test]
 fn l2_failed_label_push_is_retried() {
     let mut s = connected_sim();
-    s.at(1, "desired", Event::DesiredLabelsChanged(labels(&[("foo", "bar")])));
-    s.at(1, "patch failed", Event::LabelsPatchFailed);
+    s.at(
+        1,
+        "desired",
+        Event::DesiredLabelsChanged(labels(&[("foo", "bar")])),
+    );
+    s.at(1, "patch failed", s.patch_failed());
     s.tick();
-    s.at(6, "patched", Event::LabelsPatched);
+    s.at(6, "patched", s.patched());
     check(
         &s.trace(),
         r#"
@@ -419,19 +497,31 @@ fn l2_failed_label_push_is_retried() {
 #[test]
 fn label_changes_during_a_master_outage_are_drained_in_order_on_rejoin() {
     let mut s = connected_sim();
-    s.at(1, "desired a", Event::DesiredLabelsChanged(labels(&[("a", "1")])));
-    s.at(1, "patched", Event::LabelsPatched);
+    s.at(
+        1,
+        "desired a",
+        Event::DesiredLabelsChanged(labels(&[("a", "1")])),
+    );
+    s.at(1, "patched", s.patched());
     let mut off = server("10.10.10.10");
     off.disable = true;
     s.at(2, "outage", Event::ServerConfigChanged(off));
-    s.at(3, "desired a=2 b", Event::DesiredLabelsChanged(labels(&[("a", "2"), ("b", "x")])));
-    s.at(4, "desired b only", Event::DesiredLabelsChanged(labels(&[("b", "x")])));
+    s.at(
+        3,
+        "desired a=2 b",
+        Event::DesiredLabelsChanged(labels(&[("a", "2"), ("b", "x")])),
+    );
+    s.at(
+        4,
+        "desired b only",
+        Event::DesiredLabelsChanged(labels(&[("b", "x")])),
+    );
     s.at(5, "back", Event::ServerConfigChanged(server("10.10.10.10")));
-    s.at(6, "join ok", Event::JoinSucceeded);
+    s.at(6, "join ok", s.join_ok());
     s.at(
         6,
         "node labels",
-        Event::NodeLabelsRead(labels(&[("a", "1"), ("kubernetes.io/os", "linux")])),
+        s.node_labels(labels(&[("a", "1"), ("kubernetes.io/os", "linux")])),
     );
     check(
         &s.trace(),
@@ -460,8 +550,16 @@ fn label_changes_during_a_master_outage_are_drained_in_order_on_rejoin() {
 fn database_is_never_managed() {
     let mut s = Sim::new();
     s.at(0, "config", fconf("database", cfg(SetOwner::Kube)));
-    s.at(0, "state", fstat("database", st(CurrentOwner::Kube, RemoteState::Pending)));
-    s.at(1, "none", fstat("database", st(CurrentOwner::None, RemoteState::None)));
+    s.at(
+        0,
+        "state",
+        fstat("database", st(CurrentOwner::Kube, RemoteState::Pending)),
+    );
+    s.at(
+        1,
+        "none",
+        fstat("database", st(CurrentOwner::None, RemoteState::None)),
+    );
     check(&s.trace(), "@0s config\n@0s state\n@1s none");
 }
 
@@ -470,11 +568,14 @@ fn newer_running_version_replaces_the_older_version_label() {
     let mut s = Sim::new();
     s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
     s.at(0, "running 1.0", fstat("snmp", kube_running("1.0")));
-    s.at(0, "active", active("snmp", true));
+    s.at(0, "active", s.active("snmp", true));
     s.at(
         0,
         "desired echoed",
-        Event::DesiredLabelsChanged(labels(&[("snmp_1.0_enabled", "true"), ("snmp_enabled", "true")])),
+        Event::DesiredLabelsChanged(labels(&[
+            ("snmp_1.0_enabled", "true"),
+            ("snmp_enabled", "true"),
+        ])),
     );
     let mut v2 = kube_running("2.0");
     v2.container_id = Some("abcdefabcdef".into());
@@ -514,7 +615,7 @@ fn failing_deployment_raises_an_alert_then_falls_back_to_the_golden_image() {
     let mut pending = st(CurrentOwner::None, RemoteState::Pending);
     pending.container_version = Some(ver("2.0"));
     s.at(0, "pending", fstat("snmp", pending));
-    s.at(0, "inactive", active("snmp", false));
+    s.at(0, "inactive", s.active("snmp", false));
     s.tick();
     s.tick();
     check(
@@ -540,7 +641,11 @@ fn failing_deployment_raises_an_alert_then_falls_back_to_the_golden_image() {
 fn failing_deployment_without_fallback_only_alerts() {
     let mut s = Sim::new();
     s.at(0, "config", fconf("snmp", watched(1, false)));
-    s.at(0, "pending", fstat("snmp", st(CurrentOwner::None, RemoteState::Pending)));
+    s.at(
+        0,
+        "pending",
+        fstat("snmp", st(CurrentOwner::None, RemoteState::Pending)),
+    );
     s.tick();
     s.tick();
     check(
@@ -561,7 +666,11 @@ fn failing_deployment_without_fallback_only_alerts() {
 fn recovery_before_the_deadline_cancels_failure_detection() {
     let mut s = Sim::new();
     s.at(0, "config", fconf("snmp", watched(5, true)));
-    s.at(0, "pending", fstat("snmp", st(CurrentOwner::None, RemoteState::Pending)));
+    s.at(
+        0,
+        "pending",
+        fstat("snmp", st(CurrentOwner::None, RemoteState::Pending)),
+    );
     assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(300_000)));
     s.at(100, "running", fstat("snmp", kube_running("2.0")));
     // Only the mark-good timer (600 s after running) remains.
@@ -600,17 +709,50 @@ fn deployment_that_stopped_before_the_timer_is_not_marked_good() {
 #[test]
 fn redelivered_events_give_no_actions() {
     let mut s = connected_sim();
-    let evs = vec![
-        fconf("snmp", cfg(SetOwner::Kube)),
-        fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)),
-        active("snmp", true),
-        Event::DesiredLabelsChanged(labels(&[("foo", "bar")])),
-        Event::LabelsPatched,
-        Event::JoinSucceeded,
+    type MakeEvent = Box<dyn Fn(&Sim) -> Event>;
+    let steps: Vec<MakeEvent> = vec![
+        Box::new(|_| fconf("snmp", cfg(SetOwner::Kube))),
+        Box::new(|_| fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending))),
+        Box::new(|s| s.active("snmp", true)),
+        Box::new(|_| Event::DesiredLabelsChanged(labels(&[("foo", "bar")]))),
+        Box::new(|s| s.patched()),
+        Box::new(|s| s.join_ok()),
     ];
-    for (i, ev) in evs.into_iter().enumerate() {
+    for (i, make) in steps.iter().enumerate() {
         let t = 10 + i as u64;
+        let ev = make(&s);
         s.at(t, "first", ev.clone());
         assert!(s.at(t, "again", ev).is_empty(), "{}", s.trace());
     }
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_request_is_not_taken_for_the_current_one() {
+    let mut s = connected_sim();
+    s.at(
+        1,
+        "desired a",
+        Event::DesiredLabelsChanged(labels(&[("a", "1")])),
+    );
+    let first = s.patched();
+    s.at(
+        2,
+        "desired b",
+        Event::DesiredLabelsChanged(labels(&[("a", "1"), ("b", "2")])),
+    );
+    s.at(3, "patched a", first.clone());
+    s.at(4, "patched a again", first);
+    s.at(5, "patched b", s.patched());
+    check(
+        &s.trace(),
+        r#"
+        @1s desired a
+          patch node labels a=1
+        @2s desired b
+        @3s patched a
+          patch node labels b=2
+        @4s patched a again
+        @5s patched b
+        "#,
+    );
 }

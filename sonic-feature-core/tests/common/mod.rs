@@ -1,7 +1,7 @@
 //! Shared helpers of the core's scenario and property tests: builders for facts and a
 //! rust-analyzer style trace comparison.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Display;
 
@@ -40,7 +40,13 @@ pub fn check(actual: &str, expected: &str) {
         .unwrap_or(0);
     let want: Vec<String> = lines
         .iter()
-        .map(|l| if l.len() >= indent { l[indent..].trim_end().to_owned() } else { String::new() })
+        .map(|l| {
+            if l.len() >= indent {
+                l[indent..].trim_end().to_owned()
+            } else {
+                String::new()
+            }
+        })
         .collect();
     let want = want.join("\n");
     let want = want.trim_matches('\n');
