@@ -11,12 +11,13 @@ use sonic_db::{DbError, Fields, Namespace, SonicDb, SonicDbConfig, TableOp};
 use sonic_feature_core::model::{FeatureConfig, LabelKey, LabelValue, ServerConfig, parse_bool};
 
 use crate::click::{Exit, Invocation};
-use crate::schema_gap::{
-    CONFIG_DB, FEATURE, KUBE_LABELS, KUBERNETES_MASTER, REQUEST, SERVER, SET, STATE_DB, feature,
-    feature_status, request, server, server_status,
-};
 use crate::tabulate::parse_py_int;
 use crate::tree::{ConfigAction, arg};
+use sonic_db::schema::dbs::{CONFIG_DB, STATE_DB};
+use sonic_db::schema::{
+    feature_config as feature, feature_status, kube_labels, kube_request as request,
+    server_config as server, server_status,
+};
 
 /// Runs a resolved `config` command line.
 pub async fn run(inv: &Invocation<ConfigAction>, dbs: &SonicDbConfig) -> Result<Exit, DbError> {
@@ -84,13 +85,17 @@ pub async fn run(inv: &Invocation<ConfigAction>, dbs: &SonicDbConfig) -> Result<
                 return Ok(inv.bad_parameter("VAL", &format!("{e}.")));
             }
             let state = dbs.open(&Namespace::Host, STATE_DB).await?;
-            state.mod_entry(KUBE_LABELS, SET, &one(key, val)).await?;
+            state
+                .mod_entry(kube_labels::TABLE, kube_labels::KEY, &one(key, val))
+                .await?;
             Ok(Exit::stdout(0, ""))
         }
         ConfigAction::KubeLabelDrop => {
             let key = v.arg(arg::KEY).unwrap_or_default();
             let state = dbs.open(&Namespace::Host, STATE_DB).await?;
-            state.hdel(KUBE_LABELS, SET, &[key]).await?;
+            state
+                .hdel(kube_labels::TABLE, kube_labels::KEY, &[key])
+                .await?;
             Ok(Exit::stdout(0, ""))
         }
         ConfigAction::KubeJoin => request_master(dbs, MasterAction::Join, v.flag(arg::FORCE)).await,
@@ -199,13 +204,13 @@ async fn set_admin_field(
     let cfgs = open_all(dbs, CONFIG_DB).await?;
     let mut entries = Vec::with_capacity(cfgs.len());
     for cfg in &cfgs {
-        entries.push(cfg.get_entry(FEATURE, name).await?);
+        entries.push(cfg.get_entry(feature::TABLE, name).await?);
     }
     if let Err(refused) = check_admin_change(name, field, &entries) {
         return Ok(refused);
     }
     for cfg in &cfgs {
-        cfg.mod_entry(FEATURE, name, &one(field.field(), value))
+        cfg.mod_entry(feature::TABLE, name, &one(field.field(), value))
             .await?;
     }
     if block {
@@ -223,7 +228,7 @@ async fn wait_for_feature_state(
     wanted: &str,
 ) -> Result<Exit, DbError> {
     let state = dbs.open(&Namespace::Host, STATE_DB).await?;
-    let mut sub = state.subscribe(FEATURE).await?;
+    let mut sub = state.subscribe(feature_status::TABLE).await?;
     while let Some(event) = sub.recv().await {
         if event.key != name {
             continue;
@@ -253,13 +258,14 @@ async fn set_host_field(
     value: &str,
 ) -> Result<Exit, DbError> {
     let cfg = dbs.open(&Namespace::Host, CONFIG_DB).await?;
-    if !cfg.exists(FEATURE, name).await? {
+    if !cfg.exists(feature::TABLE, name).await? {
         return Ok(Exit::stdout(
             1,
             format!("Unable to retrieve {name} from FEATURE table\n"),
         ));
     }
-    cfg.mod_entry(FEATURE, name, &one(field, value)).await?;
+    cfg.mod_entry(feature::TABLE, name, &one(field, value))
+        .await?;
     Ok(Exit::stdout(0, ""))
 }
 
@@ -294,10 +300,10 @@ pub fn plan_server_update(current: &Fields, field: &str, value: &str) -> Fields 
 
 async fn update_server(dbs: &SonicDbConfig, field: &str, value: &str) -> Result<Exit, DbError> {
     let cfg = dbs.open(&Namespace::Host, CONFIG_DB).await?;
-    let current = cfg.get_entry(KUBERNETES_MASTER, SERVER).await?;
+    let current = cfg.get_entry(server::TABLE, server::KEY).await?;
     let writes = plan_server_update(&current, field, value);
     if !writes.is_empty() {
-        cfg.mod_entry(KUBERNETES_MASTER, SERVER, &writes).await?;
+        cfg.mod_entry(server::TABLE, server::KEY, &writes).await?;
     }
     Ok(Exit::stdout(0, ""))
 }
@@ -387,8 +393,8 @@ async fn request_master(
     let host = Namespace::Host;
     let (cfg, state) = tokio::try_join!(dbs.open(&host, CONFIG_DB), dbs.open(&host, STATE_DB))?;
     let (config, status) = tokio::try_join!(
-        cfg.get_entry(KUBERNETES_MASTER, SERVER),
-        state.get_entry(KUBERNETES_MASTER, SERVER)
+        cfg.get_entry(server::TABLE, server::KEY),
+        state.get_entry(server_status::TABLE, server_status::KEY)
     )?;
     if let Err(refused) = check_master_request(action, force, &config, &status) {
         return Ok(refused);
@@ -400,8 +406,8 @@ async fn request_master(
     let request_id = format!("{nanos}-{}", std::process::id());
     state
         .set_entry(
-            KUBERNETES_MASTER,
-            REQUEST,
+            request::TABLE,
+            request::KEY,
             &request_entry(action, force, &request_id),
         )
         .await?;

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::schema_gap::{feature as cfg, feature_status as st, server, server_status};
 use crate::tabulate::{self, NumParse};
+use sonic_db::schema::{
+    feature_config as cfg, feature_status as st, server_config as server, server_status,
+};
 
 /// The fields of one entry.
 pub type Fields = BTreeMap<String, String>;

@@ -2,14 +2,13 @@
 //! round trips as possible (one connection per database, tables read with `KEYS` plus one
 //! pipeline, independent reads in parallel) and hand the data to [`crate::render`].
 
+use sonic_db::schema::dbs::{CONFIG_DB, STATE_DB};
+use sonic_db::schema::{feature_config, feature_status, kube_labels, server_config, server_status};
 use sonic_db::{DbError, Fields, Namespace, SonicDb, SonicDbConfig};
 
 use crate::click::{Exit, Invocation};
 use crate::natsort;
 use crate::render::{self, FeatureRow};
-use crate::schema_gap::{
-    CONFIG_DB, FEATURE, KUBE_LABELS, KUBERNETES_MASTER, SERVER, SET, STATE_DB,
-};
 use crate::tree::{ShowAction, arg};
 
 /// Runs a resolved `show` command line.
@@ -28,8 +27,10 @@ pub async fn run(inv: &Invocation<ShowAction>, dbs: &SonicDbConfig) -> Result<Ex
                     None => return Ok(Exit::stdout(1, render::feature_not_found(n))),
                 },
                 None => {
-                    let (cfg_table, state_table) =
-                        tokio::try_join!(cfg.get_table(FEATURE), state.get_table(FEATURE))?;
+                    let (cfg_table, state_table) = tokio::try_join!(
+                        cfg.get_table(feature_config::TABLE),
+                        state.get_table(feature_status::TABLE)
+                    )?;
                     merge_status(cfg_table, state_table)
                 }
             };
@@ -46,7 +47,7 @@ pub async fn run(inv: &Invocation<ShowAction>, dbs: &SonicDbConfig) -> Result<Ex
                     Some(fields) => vec![(n.to_string(), fields)],
                     None => return Ok(Exit::stdout(1, render::feature_not_found(n))),
                 },
-                None => sorted_rows(cfg.get_table(FEATURE).await?),
+                None => sorted_rows(cfg.get_table(feature_config::TABLE).await?),
             };
             match (inv.action, as_json) {
                 (ShowAction::FeatureConfig, false) => render::feature_config_text(&rows),
@@ -57,7 +58,10 @@ pub async fn run(inv: &Invocation<ShowAction>, dbs: &SonicDbConfig) -> Result<Ex
         }
         ShowAction::KubeServerConfig => {
             let cfg = dbs.open(&host, CONFIG_DB).await?;
-            let entry = non_empty(cfg.get_entry(KUBERNETES_MASTER, SERVER).await?);
+            let entry = non_empty(
+                cfg.get_entry(server_config::TABLE, server_config::KEY)
+                    .await?,
+            );
             if as_json {
                 render::server_config_json(entry.as_ref())
             } else {
@@ -66,7 +70,11 @@ pub async fn run(inv: &Invocation<ShowAction>, dbs: &SonicDbConfig) -> Result<Ex
         }
         ShowAction::KubeServerStatus => {
             let state = dbs.open(&host, STATE_DB).await?;
-            let entry = non_empty(state.get_entry(KUBERNETES_MASTER, SERVER).await?);
+            let entry = non_empty(
+                state
+                    .get_entry(server_status::TABLE, server_status::KEY)
+                    .await?,
+            );
             if as_json {
                 render::server_status_json(entry.as_ref())
             } else {
@@ -75,7 +83,9 @@ pub async fn run(inv: &Invocation<ShowAction>, dbs: &SonicDbConfig) -> Result<Ex
         }
         ShowAction::KubeLabels => {
             let state = dbs.open(&host, STATE_DB).await?;
-            let labels = state.get_entry(KUBE_LABELS, SET).await?;
+            let labels = state
+                .get_entry(kube_labels::TABLE, kube_labels::KEY)
+                .await?;
             if as_json {
                 render::labels_json(&labels)
             } else {
@@ -90,8 +100,10 @@ pub async fn run(inv: &Invocation<ShowAction>, dbs: &SonicDbConfig) -> Result<Ex
 /// `NULL` placeholder exists with no fields, as in upstream's `get_table`. EXISTS and HGETALL go
 /// out together on the multiplexed connection: one round trip.
 async fn config_entry(cfg: &SonicDb, name: &str) -> Result<Option<Fields>, DbError> {
-    let (exists, fields) =
-        tokio::try_join!(cfg.exists(FEATURE, name), cfg.get_entry(FEATURE, name))?;
+    let (exists, fields) = tokio::try_join!(
+        cfg.exists(feature_config::TABLE, name),
+        cfg.get_entry(feature_config::TABLE, name)
+    )?;
     Ok(exists.then_some(fields))
 }
 
@@ -100,8 +112,10 @@ async fn feature_status_one(
     state: &SonicDb,
     name: &str,
 ) -> Result<Option<FeatureRow>, DbError> {
-    let (config, status) =
-        tokio::try_join!(config_entry(cfg, name), state.get_entry(FEATURE, name))?;
+    let (config, status) = tokio::try_join!(
+        config_entry(cfg, name),
+        state.get_entry(feature_status::TABLE, name)
+    )?;
     Ok(config.map(|config| (name.to_string(), overlay(status, config))))
 }
 
