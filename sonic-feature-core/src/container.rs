@@ -308,7 +308,8 @@ pub const WAIT_POLL: Duration = Duration::from_secs(2);
 pub enum WaitEvent {
     /// The deadline of [`WaitMachine::poll_timeout`] passed.
     Timeout,
-    /// Answer to [`WaitAction::Inspect`]: the container, or `None` if it does not exist.
+    /// Answer to [`WaitAction::Inspect`]: `None` if the container does not exist, else
+    /// `Some` of its `IMAGE_VERSION` (itself `None` when the image has none).
     Inspected(Option<Option<Version>>),
     /// Answer to [`WaitAction::ReadStatus`].
     Status(FeatureStatus),
