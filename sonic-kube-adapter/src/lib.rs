@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod kubeconfig;
 pub mod labels;
+pub mod manifest;
 
 pub use cluster::{JoinLock, JoinOutcome, KubeNodeCluster};
 pub use command::{CommandError, CommandOutput, CommandRunner, CommandSpec, TokioCommandRunner};
