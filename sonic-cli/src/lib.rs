@@ -12,6 +12,7 @@
 pub mod app;
 pub mod click;
 pub mod config;
+pub mod ctr;
 pub mod natsort;
 pub mod render;
 pub mod schema_gap;
