@@ -1,0 +1,758 @@
+//! The daemon: one `tokio::select!` loop turning table subscriptions, the manager's deadlines,
+//! control messages (signals) and action results into [`Event`]s of the core's [`Manager`], and
+//! an executor carrying out its [`Action`]s one at a time through the ports.
+//!
+//! Level-triggered: the daemon keeps a mirror of the subscribed tables (a cache of Redis, exact
+//! thanks to the subscriptions' replay) and, at start, after every Redis reconnect, after a
+//! reload and after an action without answer failed, throws the manager away and builds a new
+//! one from the mirror and the persisted label journal ("reconcile"). Nothing that matters lives
+//! only in memory, so a killed daemon restarted on the same databases reaches the same state.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::{BoxStream, SelectAll};
+use sonic_db::schema::{self, Origin};
+use sonic_db::{
+    Fields, LinkState, Namespace, RedisFeatureStore, SonicDb, SubscribeOptions, TableEvent, TableOp,
+};
+use sonic_feature_core::exec::{Executed, ManagerPorts, execute_manager_action};
+use sonic_feature_core::manager::{Action, Event, Manager};
+use sonic_feature_core::model::{
+    FeatureConfig, FeatureName, FeatureStatus, ImageMgmt, NodeLabels, RemoteCtrConfig,
+    ServerConfig, Timestamp,
+};
+use sonic_feature_core::ports::{
+    Clock, ContainerRuntime, FeatureStore, ImageStore, ManagerStateStore, NodeCluster, PortError,
+    ServiceManager,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::WatchStream;
+
+use crate::instances::Instances;
+use crate::report::{Level, LogSink, Reporter};
+use crate::settings::load_timers;
+
+/// Problem topic of the databases.
+pub const TOPIC_REDIS: &str = "redis";
+/// Problem topic of the Kubernetes master (join, labels).
+pub const TOPIC_MASTER: &str = "kubernetes master";
+/// Problem topic of the Docker engine (image management).
+pub const TOPIC_DOCKER: &str = "docker";
+
+/// What the daemon is asked to do from outside (signals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM: finish the action in flight, then exit.
+    Terminate,
+    /// SIGHUP: re-read `remote_ctr.config.json` and reconcile with the new timers.
+    Reload,
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// After [`Control::Terminate`], with the action in flight finished.
+    Terminated,
+    /// The crash-test hook fired after this many executed actions.
+    Aborted(u64),
+}
+
+/// Why the loop stopped working.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Every subscription stream ended (their background tasks died).
+    #[error("the database subscriptions ended unexpectedly")]
+    SubscriptionsEnded,
+}
+
+/// The databases the daemon subscribes to.
+#[derive(Debug)]
+pub struct Sources {
+    /// The host's CONFIG_DB.
+    pub config_db: SonicDb,
+    /// STATE_DB of the host (index 0) and of every ASIC namespace, in the numbering of the
+    /// store list given to [`crate::instances::RoutedStore`].
+    pub state_dbs: Vec<(Namespace, SonicDb)>,
+}
+
+/// The ports the executor calls.
+#[derive(Clone)]
+pub struct DaemonPorts {
+    /// CONFIG_DB / STATE_DB (routed to namespaces for feature instances).
+    pub store: Arc<dyn FeatureStore>,
+    /// The host's databases with the reads the daemon needs at reconcile.
+    pub host: Arc<RedisFeatureStore>,
+    /// Server status and label journal.
+    pub state: Arc<dyn ManagerStateStore>,
+    /// Docker containers.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// Docker images.
+    pub images: Arc<dyn ImageStore>,
+    /// Kubernetes.
+    pub cluster: Arc<dyn NodeCluster>,
+    /// Systemd (or its emulation).
+    pub services: Arc<dyn ServiceManager>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for DaemonPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DaemonPorts")
+    }
+}
+
+/// How the daemon is tuned.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Timers (`remote_ctr.config.json`).
+    pub timers: RemoteCtrConfig,
+    /// The file to re-read on [`Control::Reload`]; `None`: reload keeps the timers.
+    pub timers_file: Option<PathBuf>,
+    /// The SONiC build version (label `sonic_version`).
+    pub sonic_version: String,
+    /// Crash-test hook: stop right after this many executed actions.
+    pub abort_after_actions: Option<u64>,
+    /// Reconnect behaviour of the subscriptions.
+    pub subscribe: SubscribeOptions,
+    /// First delay before a failed reconcile or subscription is retried (doubled up to
+    /// `retry_max`).
+    pub retry_min: Duration,
+    /// Longest delay between retries.
+    pub retry_max: Duration,
+}
+
+impl Options {
+    /// Options with these timers and version and default retry behaviour.
+    pub fn new(timers: RemoteCtrConfig, sonic_version: impl Into<String>) -> Self {
+        Self {
+            timers,
+            timers_file: None,
+            sonic_version: sonic_version.into(),
+            abort_after_actions: None,
+            subscribe: SubscribeOptions::default(),
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which table an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    ServerConfig,
+    FeatureConfig,
+    ImageMgmt,
+    Labels,
+    /// STATE_DB `FEATURE` of the namespace with this store index.
+    Status(usize),
+}
+
+#[derive(Debug)]
+enum Input {
+    Table(Source, TableEvent),
+    Link(usize, LinkState),
+}
+
+/// The subscribed tables as last delivered: a cache of Redis from which a manager is rebuilt.
+#[derive(Debug, Default)]
+struct Mirror {
+    server: ServerConfig,
+    configs: BTreeMap<FeatureName, FeatureConfig>,
+    image_mgmt_raw: BTreeMap<String, Fields>,
+    image_mgmt: ImageMgmt,
+    labels: NodeLabels,
+    statuses: BTreeMap<FeatureName, FeatureStatus>,
+}
+
+/// `CONFIG_DB FEATURE|snmp`: where a malformed entry was read, for the log.
+fn where_(o: &Origin<'_>) -> String {
+    format!("{} {}|{}", o.db, o.table, o.key)
+}
+
+type InFlight = Pin<Box<dyn Future<Output = (u64, Action, Executed)> + Send>>;
+
+/// Waits for the action in flight; never resolves when there is none.
+async fn in_flight(f: &mut Option<InFlight>) -> (u64, Action, Executed) {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Woke {
+    Done(Box<(u64, Action, Executed)>),
+    Control(Option<Control>),
+    Input(Option<Input>),
+    Timer,
+}
+
+struct Daemon {
+    ports: DaemonPorts,
+    options: Options,
+    namespaces: Vec<Namespace>,
+    instances: Instances,
+    report: Reporter,
+    mirror: Mirror,
+    manager: Option<Manager>,
+    /// Bumped by every reconcile: answers of actions started before are dropped.
+    generation: u64,
+    queue: VecDeque<Action>,
+    executed: u64,
+    reconcile_at: Option<Timestamp>,
+    retry_delay: Duration,
+    link_epochs: Vec<u64>,
+    db_labels: BTreeMap<usize, String>,
+}
+
+/// Subscribes to every table, retrying with backoff while Redis is not there. Returns `None`
+/// when told to terminate meanwhile.
+async fn subscribe_all(
+    sources: &Sources,
+    options: &Options,
+    report: &mut Reporter,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+) -> Option<(SelectAll<BoxStream<'static, Input>>, usize)> {
+    let mut delay = options.retry_min;
+    loop {
+        match try_subscribe_all(sources, options).await {
+            Ok(s) => {
+                report.resolved(TOPIC_REDIS);
+                return Some(s);
+            }
+            Err(e) => report.problem(TOPIC_REDIS, &format!("cannot subscribe: {e}")),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            c = control.recv() => if matches!(c, Some(Control::Terminate)) { return None },
+        }
+        delay = (delay * 2).min(options.retry_max);
+    }
+}
+
+async fn try_subscribe_all(
+    sources: &Sources,
+    options: &Options,
+) -> Result<(SelectAll<BoxStream<'static, Input>>, usize), sonic_db::DbError> {
+    let mut wanted: Vec<(Source, &SonicDb, &str)> = vec![
+        (
+            Source::ServerConfig,
+            &sources.config_db,
+            schema::server_config::TABLE,
+        ),
+        (
+            Source::FeatureConfig,
+            &sources.config_db,
+            schema::feature_config::TABLE,
+        ),
+        (
+            Source::ImageMgmt,
+            &sources.config_db,
+            schema::image_mgmt::TABLE,
+        ),
+    ];
+    for (i, (_, db)) in sources.state_dbs.iter().enumerate() {
+        if i == 0 {
+            wanted.push((Source::Labels, db, schema::kube_labels::TABLE));
+        }
+        wanted.push((Source::Status(i), db, schema::feature_status::TABLE));
+    }
+    let mut all = SelectAll::new();
+    let count = wanted.len();
+    for (idx, (source, db, table)) in wanted.into_iter().enumerate() {
+        let sub = db.subscribe_with(table, options.subscribe.clone()).await?;
+        let link = WatchStream::new(sub.link_state()).map(move |s| Input::Link(idx, s));
+        all.push(link.boxed());
+        all.push(sub.map(move |e| Input::Table(source, e)).boxed());
+    }
+    Ok((all, count))
+}
+
+/// Runs the daemon until terminated (or the crash-test hook fires).
+///
+/// `stores` of the routed store and `sources.state_dbs` share the namespace numbering; the
+/// instances registry is the one given to the routed ports.
+pub async fn run(
+    sources: Sources,
+    ports: DaemonPorts,
+    instances: Instances,
+    options: Options,
+    sink: Arc<dyn LogSink>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) -> Result<Exit, DaemonError> {
+    let mut report = Reporter::new(sink);
+    let Some((mut inputs, count)) =
+        subscribe_all(&sources, &options, &mut report, &mut control).await
+    else {
+        return Ok(Exit::Terminated);
+    };
+    let mut db_labels = BTreeMap::new();
+    for (i, (_, db)) in sources.state_dbs.iter().enumerate() {
+        db_labels.insert(i, db.label().to_owned());
+    }
+    let mut d = Daemon {
+        retry_delay: options.retry_min,
+        ports,
+        namespaces: sources.state_dbs.iter().map(|(n, _)| n.clone()).collect(),
+        instances,
+        report,
+        mirror: Mirror::default(),
+        manager: None,
+        generation: 0,
+        queue: VecDeque::new(),
+        executed: 0,
+        // Reconcile once the replays of every table are in the mirror: inputs win over timers.
+        reconcile_at: Some(Timestamp::from_millis(0)),
+        link_epochs: vec![0; count],
+        options,
+        db_labels,
+    };
+    let mut inflight: Option<InFlight> = None;
+    let mut terminating = false;
+    let mut control_open = true;
+    let config_label = sources.config_db.label().to_owned();
+    loop {
+        if inflight.is_none()
+            && !terminating
+            && let Some(a) = d.queue.pop_front()
+        {
+            inflight = Some(d.start(a));
+        }
+        if terminating && inflight.is_none() {
+            return Ok(Exit::Terminated);
+        }
+        let sleep = tokio::time::sleep(d.until_next_deadline());
+        let woke = tokio::select! {
+            biased;
+            done = in_flight(&mut inflight) => Woke::Done(Box::new(done)),
+            c = control.recv(), if control_open => Woke::Control(c),
+            i = inputs.next() => Woke::Input(i),
+            () = sleep => Woke::Timer,
+        };
+        match woke {
+            Woke::Done(done) => {
+                let (generation, action, executed) = *done;
+                inflight = None;
+                d.executed += 1;
+                if d.options.abort_after_actions == Some(d.executed) {
+                    return Ok(Exit::Aborted(d.executed));
+                }
+                d.finished(generation, &action, executed);
+            }
+            Woke::Control(None) => control_open = false,
+            Woke::Control(Some(Control::Terminate)) => {
+                d.report
+                    .log(Level::Notice, "terminating after the action in flight");
+                terminating = true;
+            }
+            Woke::Control(Some(Control::Reload)) => d.reload(),
+            Woke::Input(None) => return Err(DaemonError::SubscriptionsEnded),
+            Woke::Input(Some(Input::Table(source, ev))) => d.on_table(&config_label, source, ev),
+            Woke::Input(Some(Input::Link(idx, state))) => d.on_link(idx, state),
+            Woke::Timer => d.on_timer().await,
+        }
+    }
+}
+
+impl Daemon {
+    fn now(&self) -> Timestamp {
+        self.ports.clock.now()
+    }
+
+    fn until_next_deadline(&self) -> Duration {
+        let manager = self.manager.as_ref().and_then(Manager::poll_timeout);
+        let next = match (manager, self.reconcile_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match next {
+            Some(t) => t.since(self.now()),
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    fn feed(&mut self, ev: Event) {
+        let now = self.now();
+        if let Some(m) = self.manager.as_mut() {
+            self.queue.extend(m.step(now, ev));
+        }
+    }
+
+    fn start(&self, action: Action) -> InFlight {
+        let p = self.ports.clone();
+        let generation = self.generation;
+        Box::pin(async move {
+            let ports = ManagerPorts {
+                store: p.store.as_ref(),
+                state: p.state.as_ref(),
+                runtime: p.runtime.as_ref(),
+                images: p.images.as_ref(),
+                cluster: p.cluster.as_ref(),
+                services: p.services.as_ref(),
+                clock: p.clock.as_ref(),
+            };
+            let executed = execute_manager_action(ports, &action).await;
+            (generation, action, executed)
+        })
+    }
+
+    /// The problem topic an action's failure belongs to.
+    fn topic(action: &Action) -> String {
+        match action {
+            Action::Join(..) | Action::ReadNodeLabels(_) | Action::PatchNodeLabels(..) => {
+                TOPIC_MASTER.to_owned()
+            }
+            Action::Reset => "kubernetes reset".to_owned(),
+            Action::WriteServerStatus(_)
+            | Action::SetDesiredLabels(_)
+            | Action::SaveLabelJournal(_)
+            | Action::UpdateFeatureStatus { .. } => TOPIC_REDIS.to_owned(),
+            Action::CheckService(_, f) | Action::RestartService { feature: f, .. } => {
+                format!("service {f}")
+            }
+            Action::GatherImageFacts { .. } | Action::RunImageOps { .. } => TOPIC_DOCKER.to_owned(),
+            Action::Alert { feature, .. } => format!("alert {feature}"),
+        }
+    }
+
+    fn finished(&mut self, generation: u64, action: &Action, executed: Executed) {
+        let topic = Self::topic(action);
+        match &executed.error {
+            Some(e) => {
+                let mut text = e.to_string();
+                let mut src = std::error::Error::source(e);
+                while let Some(s) = src {
+                    text.push_str(": ");
+                    text.push_str(&s.to_string());
+                    src = s.source();
+                }
+                self.report.problem(&topic, &text);
+            }
+            None => {
+                self.report.resolved(&topic);
+                self.retry_delay = self.options.retry_min;
+            }
+        }
+        match action {
+            Action::RestartService { feature, owner } if executed.error.is_none() => {
+                self.report.log(
+                    Level::Info,
+                    &format!("Restarted {feature} to switch to {owner}"),
+                );
+            }
+            Action::Alert { feature, message } => {
+                self.report
+                    .log(Level::Error, &format!("feature {feature}: {message}"));
+            }
+            _ => {}
+        }
+        if generation != self.generation {
+            return;
+        }
+        match executed.event {
+            Some(ev) => self.feed(ev),
+            None if executed.error.is_some() => {
+                // The core does not retry an action without answer: decide again from the
+                // whole state a little later.
+                self.schedule_reconcile();
+            }
+            None => {}
+        }
+    }
+
+    fn schedule_reconcile(&mut self) {
+        self.manager = None;
+        self.queue.clear();
+        self.generation += 1;
+        let at = self.now().plus(self.retry_delay);
+        self.retry_delay = (self.retry_delay * 2).min(self.options.retry_max);
+        self.reconcile_at = Some(self.reconcile_at.map_or(at, |t| t.min(at)));
+    }
+
+    fn reload(&mut self) {
+        if let Some(path) = &self.options.timers_file {
+            match load_timers(path) {
+                Ok(t) => {
+                    self.report.resolved("configuration");
+                    self.report.log(
+                        Level::Notice,
+                        &format!("reloaded timers from {}", path.display()),
+                    );
+                    self.options.timers = t;
+                }
+                Err(e) => {
+                    self.report.problem("configuration", &e.to_string());
+                    return;
+                }
+            }
+        }
+        self.manager = None;
+        self.queue.clear();
+        self.generation += 1;
+        self.reconcile_at = Some(self.now());
+    }
+
+    fn on_link(&mut self, idx: usize, state: LinkState) {
+        match state {
+            LinkState::Connected { epoch } => {
+                let Some(seen) = self.link_epochs.get_mut(idx) else {
+                    return;
+                };
+                if epoch > *seen {
+                    *seen = epoch;
+                    self.report.resolved(TOPIC_REDIS);
+                    // The catch-up events are queued before the link says connected; the
+                    // inputs branch drains them before this deadline fires.
+                    self.manager = None;
+                    self.queue.clear();
+                    self.generation += 1;
+                    self.reconcile_at = Some(self.now());
+                }
+            }
+            LinkState::Disconnected { error } => {
+                self.report.problem(TOPIC_REDIS, &error);
+                // Decisions wait until the state can be read again.
+                self.manager = None;
+                self.queue.clear();
+                self.generation += 1;
+            }
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let now = self.now();
+        if self.reconcile_at.is_some_and(|t| t <= now) {
+            self.reconcile_at = None;
+            self.reconcile().await;
+        }
+        if self
+            .manager
+            .as_ref()
+            .and_then(Manager::poll_timeout)
+            .is_some_and(|t| t <= self.now())
+        {
+            self.feed(Event::Timeout);
+        }
+    }
+
+    /// Builds a new manager from the persisted journal, the server status, the node facts and
+    /// the mirror; on a database error, retries later.
+    async fn reconcile(&mut self) {
+        self.manager = None;
+        self.queue.clear();
+        self.generation += 1;
+        let read = async {
+            let journal = self.ports.state.load_label_journal().await?;
+            let status = self.ports.host.server_status().await?;
+            let node = self
+                .ports
+                .host
+                .node_info(&self.options.sonic_version)
+                .await?;
+            Ok::<_, PortError>((journal.unwrap_or_default(), status, node))
+        }
+        .await;
+        let (journal, server_status, node) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                self.report
+                    .problem(TOPIC_REDIS, &format!("cannot read the state: {e}"));
+                self.schedule_reconcile();
+                return;
+            }
+        };
+        self.manager = Some(Manager::new(self.options.timers.clone(), node, journal));
+        self.feed(Event::Start {
+            server_config: self.mirror.server.clone(),
+            server_status,
+        });
+        self.feed(Event::ImageMgmtChanged(self.mirror.image_mgmt.clone()));
+        self.feed(Event::DesiredLabelsChanged(self.mirror.labels.clone()));
+        let configs: Vec<(FeatureName, FeatureConfig)> = self
+            .mirror
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (feature, config) in configs {
+            for name in self.names_of(&feature) {
+                self.feed(Event::FeatureConfigChanged {
+                    feature: name,
+                    config: Some(config.clone()),
+                });
+            }
+        }
+        let statuses: Vec<(FeatureName, FeatureStatus)> = self
+            .mirror
+            .statuses
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (feature, status) in statuses {
+            self.feed(Event::FeatureStatusChanged { feature, status });
+        }
+    }
+
+    /// The feature itself and its ASIC instances.
+    fn names_of(&self, feature: &FeatureName) -> Vec<FeatureName> {
+        let mut out = vec![feature.clone()];
+        out.extend(self.instances.instances_of(feature));
+        out
+    }
+
+    fn bad_input(&mut self, what: String, reason: String) {
+        self.report.problem(&what, &reason);
+    }
+
+    fn on_table(&mut self, config_label: &str, source: Source, ev: TableEvent) {
+        let key = ev.key.clone();
+        match source {
+            Source::ServerConfig => {
+                if key != schema::server_config::KEY {
+                    return;
+                }
+                let cfg = match &ev.op {
+                    TableOp::Del => ServerConfig::default(),
+                    TableOp::Set(fields) => {
+                        let o = Origin {
+                            db: config_label,
+                            table: schema::server_config::TABLE,
+                            key: &key,
+                        };
+                        match schema::parse_server_config(&o, fields) {
+                            Ok(c) => c,
+                            Err(e) => return self.bad_input(where_(&o), e.to_string()),
+                        }
+                    }
+                };
+                self.mirror.server = cfg.clone();
+                self.feed(Event::ServerConfigChanged(cfg));
+            }
+            Source::FeatureConfig => {
+                let o = Origin {
+                    db: config_label,
+                    table: schema::feature_config::TABLE,
+                    key: &key,
+                };
+                let feature = match FeatureName::parse(&key) {
+                    Ok(f) => f,
+                    Err(e) => return self.bad_input(where_(&o), e.to_string()),
+                };
+                let config = match &ev.op {
+                    TableOp::Del => None,
+                    TableOp::Set(fields) => match schema::parse_feature_config(&o, fields) {
+                        Ok(c) => Some(c),
+                        Err(e) => return self.bad_input(where_(&o), e.to_string()),
+                    },
+                };
+                self.report.resolved(&where_(&o));
+                match &config {
+                    Some(c) => self.mirror.configs.insert(feature.clone(), c.clone()),
+                    None => self.mirror.configs.remove(&feature),
+                };
+                for name in self.names_of(&feature) {
+                    self.feed(Event::FeatureConfigChanged {
+                        feature: name,
+                        config: config.clone(),
+                    });
+                }
+            }
+            Source::ImageMgmt => {
+                match ev.op {
+                    TableOp::Del => self.mirror.image_mgmt_raw.remove(&key),
+                    TableOp::Set(fields) => self.mirror.image_mgmt_raw.insert(key, fields),
+                };
+                match schema::parse_image_mgmt(config_label, &self.mirror.image_mgmt_raw) {
+                    Ok(m) => {
+                        self.report.resolved("IMAGE_MGMT");
+                        self.mirror.image_mgmt = m.clone();
+                        self.feed(Event::ImageMgmtChanged(m));
+                    }
+                    Err(e) => self.bad_input("IMAGE_MGMT".to_owned(), e.to_string()),
+                }
+            }
+            Source::Labels => {
+                if key != schema::kube_labels::KEY {
+                    return;
+                }
+                let labels = match &ev.op {
+                    TableOp::Del => NodeLabels::new(),
+                    TableOp::Set(fields) => {
+                        let label = self.db_labels.get(&0).cloned().unwrap_or_default();
+                        let o = Origin {
+                            db: &label,
+                            table: schema::kube_labels::TABLE,
+                            key: &key,
+                        };
+                        match schema::parse_node_labels(&o, fields) {
+                            Ok(l) => l,
+                            Err(e) => return self.bad_input(where_(&o), e.to_string()),
+                        }
+                    }
+                };
+                self.mirror.labels = labels.clone();
+                self.feed(Event::DesiredLabelsChanged(labels));
+            }
+            Source::Status(idx) => self.on_status(idx, ev),
+        }
+    }
+
+    fn on_status(&mut self, idx: usize, ev: TableEvent) {
+        let label = self.db_labels.get(&idx).cloned().unwrap_or_default();
+        let o = Origin {
+            db: &label,
+            table: schema::feature_status::TABLE,
+            key: &ev.key,
+        };
+        let feature = match FeatureName::parse(&ev.key) {
+            Ok(f) => f,
+            Err(e) => return self.bad_input(where_(&o), e.to_string()),
+        };
+        let status = match &ev.op {
+            TableOp::Del => FeatureStatus::default(),
+            TableOp::Set(fields) => match schema::parse_feature_status(&o, fields) {
+                Ok(s) => s,
+                Err(e) => return self.bad_input(where_(&o), e.to_string()),
+            },
+        };
+        self.report.resolved(&where_(&o));
+        let name = if idx == 0 {
+            feature.clone()
+        } else {
+            let Some(ns) = self.namespaces.get(idx).cloned() else {
+                return;
+            };
+            let known = self.instances.instances_of(&feature);
+            let Some(name) = self.instances.register(idx, &ns, &feature) else {
+                return self.bad_input(
+                    where_(&o),
+                    "the feature name with its ASIC number is not a valid feature name".into(),
+                );
+            };
+            if !known.contains(&name)
+                && let Some(c) = self.mirror.configs.get(&feature).cloned()
+            {
+                // A new instance gets the host's configuration of its feature first.
+                self.feed(Event::FeatureConfigChanged {
+                    feature: name.clone(),
+                    config: Some(c),
+                });
+            }
+            name
+        };
+        match &ev.op {
+            TableOp::Del => self.mirror.statuses.remove(&name),
+            TableOp::Set(_) => self.mirror.statuses.insert(name.clone(), status.clone()),
+        };
+        self.feed(Event::FeatureStatusChanged {
+            feature: name,
+            status,
+        });
+    }
+}

@@ -1,3 +1,0 @@
-//! ctrmgrd entry point (being written).
-
-fn main() {}

@@ -1,0 +1,168 @@
+//! The production `ServiceManager`: `systemctl` with argv lists and enforced timeouts, and the
+//! production `Clock`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sonic_feature_core::model::{FeatureName, Timestamp};
+use sonic_feature_core::ports::{Clock, PortError, ServiceManager};
+
+use crate::instances::Instances;
+use crate::settings::SystemctlTimeouts;
+
+/// Feature units through `systemctl` (upstream `restart_systemd_service`, `is_systemd_active`).
+#[derive(Debug, Clone)]
+pub struct SystemctlServices {
+    program: PathBuf,
+    timeouts: SystemctlTimeouts,
+    instances: Instances,
+}
+
+impl SystemctlServices {
+    /// `program` is `systemctl` (or a replacement); instances map to `<feature>@<asic>` units.
+    pub fn new(program: PathBuf, timeouts: SystemctlTimeouts, instances: Instances) -> Self {
+        Self {
+            program,
+            timeouts,
+            instances,
+        }
+    }
+
+    /// Runs `systemctl <args>` and returns its exit code; a timeout or a failure to start is
+    /// a transient error naming the command.
+    async fn run(&self, args: &[&str], timeout: Duration) -> Result<i32, PortError> {
+        let shown = format!("{} {}", self.program.display(), args.join(" "));
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .map_err(|e| PortError::transient(format!("cannot run {shown}")).with_source(e))?;
+        match tokio::time::timeout(timeout, child.wait_with_output()).await {
+            Err(_) => Err(PortError::transient(format!(
+                "{shown} did not finish within {}s",
+                timeout.as_secs()
+            ))),
+            Ok(Err(e)) => Err(PortError::transient(format!("{shown} failed")).with_source(e)),
+            // Killed by a signal: no code.
+            Ok(Ok(out)) => Ok(out.status.code().unwrap_or(-1)),
+        }
+    }
+}
+
+#[async_trait]
+impl ServiceManager for SystemctlServices {
+    async fn restart(&self, f: &FeatureName) -> Result<(), PortError> {
+        let unit = self.instances.unit(f);
+        // Bypasses StartLimitBurst (#15432); its failure does not prevent the restart.
+        let _ = self
+            .run(&["reset-failed", &unit], self.timeouts.query)
+            .await?;
+        match self.run(&["restart", &unit], self.timeouts.restart).await? {
+            0 => Ok(()),
+            code => Err(PortError::transient(format!(
+                "systemctl restart {unit} exited with {code}"
+            ))),
+        }
+    }
+
+    async fn is_active(&self, f: &FeatureName) -> Result<bool, PortError> {
+        let unit = self.instances.unit(f);
+        Ok(self
+            .run(&["is-active", "--quiet", &unit], self.timeouts.query)
+            .await?
+            == 0)
+    }
+}
+
+/// Monotonic time since the daemon started, and local wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    start: Instant,
+}
+
+impl SystemClock {
+    /// A clock whose monotonic zero is now.
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+
+    /// The instant of a core timestamp.
+    pub fn instant_of(&self, t: Timestamp) -> Instant {
+        self.start + Duration::from_millis(t.as_millis())
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Timestamp::from_millis(ms)
+    }
+
+    fn wall_time(&self) -> String {
+        jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn f(s: &str) -> FeatureName {
+        FeatureName::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn exit_codes_of_systemctl_become_answers() {
+        // `true` and `false` stand in for systemctl: they ignore their arguments.
+        let ok = SystemctlServices::new(
+            "true".into(),
+            SystemctlTimeouts::default(),
+            Instances::default(),
+        );
+        assert!(ok.is_active(&f("snmp")).await.unwrap());
+        ok.restart(&f("snmp")).await.unwrap();
+        let bad = SystemctlServices::new(
+            "false".into(),
+            SystemctlTimeouts::default(),
+            Instances::default(),
+        );
+        assert!(!bad.is_active(&f("snmp")).await.unwrap());
+        let e = bad.restart(&f("snmp")).await.unwrap_err();
+        assert!(e.to_string().contains("restart snmp"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_a_transient_error_naming_it() {
+        let s = SystemctlServices::new(
+            "/nonexistent/systemctl".into(),
+            SystemctlTimeouts::default(),
+            Instances::default(),
+        );
+        let e = s.is_active(&f("snmp")).await.unwrap_err();
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("/nonexistent/systemctl"), "{e}");
+    }
+
+    #[test]
+    fn wall_time_has_upstream_format() {
+        let t = SystemClock::new().wall_time();
+        assert_eq!(t.len(), 19, "{t}");
+        assert_eq!(&t[4..5], "-");
+        assert_eq!(&t[10..11], " ");
+    }
+}
