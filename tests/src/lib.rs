@@ -6,4 +6,6 @@
 
 pub mod docker;
 pub mod fake_kube;
+pub mod kubelet;
 pub mod redis;
+pub mod service_manager;

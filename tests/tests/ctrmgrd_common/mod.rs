@@ -1,0 +1,491 @@
+//! A simulated switch for ctrmgrd end-to-end tests: a private redis-server, the shared private
+//! dockerd, the fake Kubernetes API server over HTTPS with client certificates, an emulated
+//! kubelet (registers the node again after a join, deploys a pod when `<f>_enabled=true` and
+//! runs the core's `container_startup` admission for it), the emulated service manager running
+//! the real `container` binary, and ctrmgrd itself in-process.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use sonic_daemon::report::MemoryLog;
+use sonic_daemon::services::SystemClock;
+use sonic_daemon::wiring::{Outside, open_databases};
+use sonic_daemon::{Control, DaemonError, Exit, Options, run};
+use sonic_db::{Fields, Namespace, RedisFeatureStore, SonicDb, SonicDbConfig};
+use sonic_docker_adapter::{BollardRuntime, CreateSpec, DockerClient};
+use sonic_feature_core::exec::container_startup;
+use sonic_feature_core::model::{ContainerId, FeatureName, RemoteCtrConfig, SetOwner, Version};
+use sonic_feature_core::startup::StartupArgs;
+use sonic_kube_adapter::{
+    CommandError, CommandOutput, CommandRunner, CommandSpec, KubeNodeCluster, KubePaths,
+    KubeSettings,
+};
+use sonic_tests::docker::{ImageSpec, build_image, docker_host};
+use sonic_tests::fake_kube::FakeKube;
+use sonic_tests::redis::RedisServer;
+use sonic_tests::service_manager::{EmulatedServiceManager, workspace_binary};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub const NODE: &str = "sonic-e2e";
+pub const LOCAL_VERSION: &str = "1.0.0";
+pub const KUBE_VERSION: &str = "2.0.0";
+pub const REGISTRY: &str = "registry.test/sonic";
+
+/// Small timers for tests (`remote_ctr.config.json`).
+pub const TIMERS: &str = r#"{
+    "join_latency_on_boot_seconds": 0,
+    "retry_join_interval_seconds": 1,
+    "retry_labels_update_seconds": 1,
+    "revert_to_local_on_wait_seconds": 60,
+    "tag_latest_image_on_wait_seconds": 1,
+    "retry_tag_latest_seconds": 1,
+    "retry_clean_image_seconds": 1,
+    "use_k8s_as_http_proxy": "n"
+}"#;
+
+/// Polls `cond` every 50 ms until it holds or `deadline` passes; the error names `what`.
+pub async fn wait_for<F, Fut>(what: &str, deadline: Duration, mut cond: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if cond().await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= end {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Node-side commands of the join (`kubeadm`, `systemctl ... kubelet`, `modprobe`): recorded
+/// and successful; `kubeadm join` writes kubelet's configuration as the real one does.
+#[derive(Debug)]
+pub struct NodeCommands {
+    kubelet_config: PathBuf,
+    pub calls: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait]
+impl CommandRunner for NodeCommands {
+    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
+        self.calls.lock().unwrap().push(spec.argv.clone());
+        if spec
+            .argv
+            .starts_with(&["kubeadm".to_string(), "join".to_string()])
+        {
+            std::fs::create_dir_all(self.kubelet_config.parent().unwrap()).unwrap();
+            std::fs::write(&self.kubelet_config, "kind: KubeletConfiguration\n").unwrap();
+        }
+        if spec
+            .argv
+            .starts_with(&["kubeadm".to_string(), "reset".to_string()])
+        {
+            let _ = std::fs::remove_file(&self.kubelet_config);
+        }
+        Ok(CommandOutput {
+            code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+        })
+    }
+}
+
+/// A running ctrmgrd.
+pub struct RunningDaemon {
+    pub control: mpsc::UnboundedSender<Control>,
+    pub handle: JoinHandle<Result<Exit, DaemonError>>,
+    pub log: MemoryLog,
+}
+
+impl RunningDaemon {
+    /// SIGTERM and wait for the exit.
+    pub async fn terminate(self) -> anyhow::Result<Exit> {
+        let _ = self.control.send(Control::Terminate);
+        Ok(tokio::time::timeout(Duration::from_secs(60), self.handle)
+            .await
+            .context("daemon did not stop within 60 s")???)
+    }
+}
+
+/// One simulated switch with one managed feature.
+pub struct Switch {
+    pub dir: tempfile::TempDir,
+    pub redis: RedisServer,
+    pub kube: FakeKube,
+    pub docker_host: String,
+    pub docker: DockerClient,
+    pub feature: FeatureName,
+    pub services: Arc<EmulatedServiceManager>,
+    pub kube_settings: KubeSettings,
+    pub runner: Arc<NodeCommands>,
+    pub timers_path: PathBuf,
+    pub local_image: String,
+    pub kube_image: String,
+    kubelet_stop: Arc<AtomicBool>,
+    kubelet: Option<JoinHandle<()>>,
+}
+
+impl Switch {
+    /// A switch whose feature `feature` has a local container (`docker-<f>:latest`, version
+    /// 1.0.0) and a downloadable kube image (`registry.test/sonic/docker-<f>:2.0.0`), with the
+    /// master configured in CONFIG_DB.
+    pub async fn new(feature: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let redis = RedisServer::start().context("redis-server must start")?;
+        let kube = FakeKube::start_https().await?;
+        kube.store().add_node(NODE, &[], true);
+        let docker_host = docker_host().context("a docker engine must be available")?;
+        let docker = DockerClient::new(&docker_host)?;
+        let feature = FeatureName::parse(feature)?;
+
+        // Kubernetes side of the switch, under the temp dir.
+        let mut paths = KubePaths::under(dir.path());
+        std::fs::create_dir_all(paths.client_cert.parent().unwrap())?;
+        let id = kube.client_identity(NODE)?;
+        std::fs::write(&paths.client_cert, &id.cert_pem)?;
+        std::fs::write(&paths.client_key, &id.key_pem)?;
+        let bundle = dir.path().join("master-ca.pem");
+        std::fs::write(&bundle, kube.ca_pem().context("ca")?)?;
+        paths.ca_bundle = Some(bundle);
+        std::fs::create_dir_all(paths.flannel_conflist.parent().unwrap())?;
+        std::fs::write(&paths.flannel_conflist, r#"{"name":"cbr0"}"#)?;
+        let runner = Arc::new(NodeCommands {
+            kubelet_config: paths.kubelet_config.clone(),
+            calls: Default::default(),
+        });
+        let mut kube_settings = KubeSettings::new(NODE).with_paths(paths);
+        kube_settings.request_timeout = Duration::from_secs(3);
+        kube_settings.ca_fetch_timeout = Duration::from_secs(3);
+
+        // Images and the local container, as the SONiC image ships them.
+        let local_image = format!("docker-{feature}");
+        let kube_image = format!("{REGISTRY}/docker-{feature}");
+        let spec = |v: &str| {
+            ImageSpec::new()
+                .env("IMAGE_VERSION", v)
+                .cmd(["sleep", "100000"])
+                .label("org.sonic-tests.feature", feature.as_str())
+        };
+        let local_id = build_image(
+            &docker_host,
+            &format!("{local_image}:{LOCAL_VERSION}"),
+            &spec(LOCAL_VERSION),
+        )
+        .await?;
+        docker.tag_image(&local_id, &local_image, "latest").await?;
+        build_image(
+            &docker_host,
+            &format!("{kube_image}:{KUBE_VERSION}"),
+            &spec(KUBE_VERSION),
+        )
+        .await?;
+        for stale in [feature.to_string(), format!("k8s_{feature}")] {
+            let _ = docker.remove_container(&stale, true).await;
+        }
+        let mut create = CreateSpec::new(feature.as_str(), &format!("{local_image}:latest"));
+        create.env.push(("RUNTIME_OWNER".into(), "local".into()));
+        docker.create_container(&create).await?;
+
+        // Files the `container` binary reads.
+        let timers_path = dir.path().join("remote_ctr.config.json");
+        std::fs::write(&timers_path, TIMERS)?;
+        let unit_marker = dir.path().join("ctrmgrd.service");
+        std::fs::write(&unit_marker, "")?;
+        let container_bin = workspace_binary("container")?;
+        let services = Arc::new(EmulatedServiceManager::new(
+            container_bin,
+            [
+                (
+                    "SONIC_DB_CONFIG",
+                    redis.database_config_path().as_os_str().to_owned(),
+                ),
+                ("DOCKER_HOST", docker_host.clone().into()),
+                ("SONIC_CTRMGRD_UNIT", unit_marker.into_os_string()),
+                (
+                    "SONIC_REMOTE_CTR_CONFIG",
+                    timers_path.clone().into_os_string(),
+                ),
+            ],
+        ));
+
+        let sw = Self {
+            dir,
+            redis,
+            kube,
+            docker_host,
+            docker,
+            feature,
+            services,
+            kube_settings,
+            runner,
+            timers_path,
+            local_image,
+            kube_image,
+            kubelet_stop: Arc::new(AtomicBool::new(false)),
+            kubelet: None,
+        };
+        let server: Fields = [
+            ("ip".to_string(), "127.0.0.1".to_string()),
+            ("port".to_string(), sw.kube.addr().port().to_string()),
+            ("insecure".to_string(), "false".to_string()),
+        ]
+        .into();
+        sw.config_db()
+            .await?
+            .set_entry("KUBERNETES_MASTER", "SERVER", &server)
+            .await?;
+        Ok(sw)
+    }
+
+    pub async fn config_db(&self) -> anyhow::Result<SonicDb> {
+        Ok(SonicDb::open_file(self.redis.database_config_path(), "CONFIG_DB").await?)
+    }
+
+    pub async fn state_db(&self) -> anyhow::Result<SonicDb> {
+        Ok(SonicDb::open_file(self.redis.database_config_path(), "STATE_DB").await?)
+    }
+
+    pub async fn set_feature_config(&self, fields: &[(&str, &str)]) -> anyhow::Result<()> {
+        let f: Fields = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.config_db()
+            .await?
+            .mod_entry("FEATURE", self.feature.as_str(), &f)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_image_mgmt(&self, key: &str, fields: &[(&str, &str)]) -> anyhow::Result<()> {
+        let f: Fields = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.config_db()
+            .await?
+            .set_entry("IMAGE_MGMT", key, &f)
+            .await?;
+        Ok(())
+    }
+
+    /// STATE_DB `FEATURE|<f>` (empty when unreadable, e.g. while redis restarts).
+    pub async fn status(&self) -> Fields {
+        match self.state_db().await {
+            Ok(db) => db
+                .get_entry("FEATURE", self.feature.as_str())
+                .await
+                .unwrap_or_default(),
+            Err(_) => Fields::new(),
+        }
+    }
+
+    pub async fn status_field(&self, field: &str) -> Option<String> {
+        self.status().await.get(field).cloned()
+    }
+
+    /// Labels of the node at the fake API server.
+    pub fn node_labels(&self) -> std::collections::BTreeMap<String, String> {
+        self.kube.store().node_labels(NODE).unwrap_or_default()
+    }
+
+    pub fn enabled_label(&self) -> String {
+        format!("{}_enabled", self.feature)
+    }
+
+    /// `systemctl start <f>` before the daemon runs, as at boot.
+    pub async fn boot_feature(&self) -> anyhow::Result<()> {
+        self.services.start(&self.feature).await?;
+        Ok(())
+    }
+
+    /// The emulated kubelet: registers the node again after a join deleted it; deploys the
+    /// feature's pod (a container from the kube image) while `<f>_enabled=true` and runs the
+    /// core's `container_startup -o kube` admission for it; removes the pod when the label goes.
+    pub fn start_kubelet(&mut self) {
+        let store = self.kube.store().clone();
+        let stop = self.kubelet_stop.clone();
+        let docker = DockerClient::new(&self.docker_host).unwrap();
+        let feature = self.feature.clone();
+        let image = format!("{}:{KUBE_VERSION}", self.kube_image);
+        let db_config = self.redis.database_config_path().to_path_buf();
+        let label = self.enabled_label();
+        self.kubelet = Some(tokio::spawn(async move {
+            let pod_name = format!("k8s_{feature}");
+            let mut admission: Option<JoinHandle<()>> = None;
+            while !stop.load(Ordering::SeqCst) {
+                if store.node(NODE).is_none() {
+                    store.add_node(NODE, &[], true);
+                }
+                let wanted = store
+                    .node_labels(NODE)
+                    .is_some_and(|l| l.get(&label).map(String::as_str) == Some("true"));
+                let running = matches!(
+                    docker.inspect_container(&pod_name).await,
+                    Ok(Some(ref c)) if c.running
+                );
+                if wanted && !running {
+                    let _ = docker.remove_container(&pod_name, true).await;
+                    let mut spec = CreateSpec::new(&pod_name, &image);
+                    spec.env.push(("RUNTIME_OWNER".into(), "kube".into()));
+                    if let Ok(id) = docker.create_container(&spec).await
+                        && docker.start_container(&id).await.is_ok()
+                    {
+                        if let Some(a) = admission.take() {
+                            a.abort();
+                        }
+                        let feature = feature.clone();
+                        let db_config = db_config.clone();
+                        admission = Some(tokio::spawn(async move {
+                            let Ok(cfg) = SonicDbConfig::load(&db_config) else {
+                                return;
+                            };
+                            let Ok(store) = RedisFeatureStore::open(&cfg, &Namespace::Host).await
+                            else {
+                                return;
+                            };
+                            let clock = SystemClock::new();
+                            let args = StartupArgs {
+                                feature,
+                                owner: SetOwner::Kube,
+                                version: Version::parse(KUBE_VERSION).unwrap(),
+                                own_id: ContainerId::parse(&id[..12]).ok(),
+                            };
+                            let _ =
+                                container_startup(&store, &clock, tokio::time::sleep, |_| {}, args)
+                                    .await;
+                        }));
+                    }
+                } else if !wanted && running {
+                    let _ = docker.remove_container(&pod_name, true).await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if let Some(a) = admission {
+                a.abort();
+            }
+        }));
+    }
+
+    /// ctrmgrd in-process with this switch's ports; `abort_after` is the crash-test hook.
+    pub async fn start_daemon(&self, abort_after: Option<u64>) -> anyhow::Result<RunningDaemon> {
+        let cfg = SonicDbConfig::load(self.redis.database_config_path())?;
+        let dbs = open_databases(&cfg).await?;
+        let docker = Arc::new(BollardRuntime::new(DockerClient::new(&self.docker_host)?));
+        let cluster = KubeNodeCluster::new(self.kube_settings.clone(), self.runner.clone());
+        let outside = Outside {
+            runtime: docker.clone(),
+            images: docker,
+            cluster: Arc::new(cluster),
+            services: self.services.clone(),
+            clock: Arc::new(SystemClock::new()),
+        };
+        let ports = dbs.ports(outside);
+        let mut options = Options::new(RemoteCtrConfig::from_json_str(TIMERS)?, "20201230.111");
+        options.timers_file = Some(self.timers_path.clone());
+        options.abort_after_actions = abort_after;
+        options.retry_max = Duration::from_secs(2);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let log = MemoryLog::new();
+        let handle = tokio::spawn(run(
+            dbs.sources,
+            ports,
+            dbs.instances.clone(),
+            options,
+            Arc::new(log.clone()),
+            rx,
+        ));
+        Ok(RunningDaemon {
+            control: tx,
+            handle,
+            log,
+        })
+    }
+
+    /// The image id `<repo>:<tag>` points at, if any.
+    pub async fn image_id(&self, reference: &str) -> Option<String> {
+        self.docker
+            .inspect_image(reference)
+            .await
+            .ok()
+            .flatten()
+            .map(|i| i.id)
+    }
+
+    /// Stops units and the kubelet, removes containers.
+    pub async fn teardown(mut self) {
+        self.kubelet_stop.store(true, Ordering::SeqCst);
+        if let Some(k) = self.kubelet.take() {
+            let _ = k.await;
+        }
+        self.services.stop_all().await;
+        for c in [self.feature.to_string(), format!("k8s_{}", self.feature)] {
+            let _ = self.docker.remove_container(&c, true).await;
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The end state of a local → kube switch-over with image management: kube owns the feature,
+/// its deployment runs, the node carries `<f>_enabled=true`, the kube image became the local
+/// (golden) image and the old local container is gone.
+pub async fn assert_switched_to_kube(sw: &Switch, deadline: Duration) -> anyhow::Result<()> {
+    wait_for(
+        "current_owner=kube and remote_state=running",
+        deadline,
+        || async {
+            let s = sw.status().await;
+            s.get("current_owner").map(String::as_str) == Some("kube")
+                && s.get("remote_state").map(String::as_str) == Some("running")
+        },
+    )
+    .await?;
+    wait_for("the node label <f>_enabled=true", deadline, || async {
+        sw.node_labels()
+            .get(&sw.enabled_label())
+            .map(String::as_str)
+            == Some("true")
+    })
+    .await?;
+    let kube_id = sw
+        .image_id(&format!("{}:{KUBE_VERSION}", sw.kube_image))
+        .await
+        .context("kube image")?;
+    wait_for(
+        "the kube image tagged as the local image",
+        deadline,
+        || async {
+            sw.image_id(&format!("{}:latest", sw.local_image))
+                .await
+                .as_deref()
+                == Some(&kube_id)
+        },
+    )
+    .await?;
+    wait_for("container_stable_version=2.0.0", deadline, || async {
+        sw.status_field("container_stable_version").await.as_deref() == Some(KUBE_VERSION)
+    })
+    .await?;
+    wait_for("the old local container removed", deadline, || async {
+        matches!(
+            sw.docker.inspect_container(sw.feature.as_str()).await,
+            Ok(None)
+        )
+    })
+    .await?;
+    Ok(())
+}

