@@ -14,6 +14,7 @@
 //! * [`manager`]: the machine behind `ctrmgrd`.
 //! * [`labels`]: the label journal.
 //! * [`images`]: image management (mark good, tag as local, purge, golden image).
+//! * [`reboot`]: warm, fast and cold reboot preparation and the restore after boot.
 //! * [`exec`]: executors of all of the above against the ports.
 
 pub mod container;
@@ -23,4 +24,5 @@ pub mod labels;
 pub mod manager;
 pub mod model;
 pub mod ports;
+pub mod reboot;
 pub mod startup;
