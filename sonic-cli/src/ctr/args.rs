@@ -41,12 +41,19 @@ pub enum ContainerCommand {
         /// The feature.
         #[arg(value_parser = parse_feature)]
         feature: FeatureName,
+        /// Only the Docker call, by the id in STATE_DB: no STATE_DB or label write (reboot
+        /// scripts, HLD "Reboot support").
+        #[arg(long = "skip-updates")]
+        skip_updates: bool,
     },
     /// Kill the feature's container.
     Kill {
         /// The feature.
         #[arg(value_parser = parse_feature)]
         feature: FeatureName,
+        /// Only the Docker call, by the id in STATE_DB: no label write (reboot scripts).
+        #[arg(long = "skip-updates")]
+        skip_updates: bool,
     },
     /// Wait until the feature's container exits; with no container yet, wait for a Kubernetes
     /// deployment (and let it proceed) or fall back to local at the deadline.
@@ -88,8 +95,8 @@ impl ContainerCommand {
     pub fn feature(&self) -> &FeatureName {
         match self {
             Self::Start { feature }
-            | Self::Stop { feature }
-            | Self::Kill { feature }
+            | Self::Stop { feature, .. }
+            | Self::Kill { feature, .. }
             | Self::Wait { feature }
             | Self::Id { feature }
             | Self::State { feature, .. } => feature,
@@ -212,6 +219,34 @@ mod tests {
             assert_eq!(cli.command.name(), "stop");
             assert_eq!(cli.command.feature().as_str(), "snmp");
         }
+    }
+
+    #[test]
+    fn skip_updates_is_accepted_by_stop_and_kill_only() {
+        let cli = parse(&["kill", "--skip-updates", "snmp"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            ContainerCommand::Kill {
+                skip_updates: true,
+                ..
+            }
+        ));
+        let cli = parse(&["stop", "snmp", "--skip-updates", "-t", "5"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            ContainerCommand::Stop {
+                skip_updates: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&["stop", "snmp"]).unwrap().command,
+            ContainerCommand::Stop {
+                skip_updates: false,
+                ..
+            }
+        ));
+        assert!(parse(&["start", "--skip-updates", "snmp"]).is_err());
     }
 
     #[test]

@@ -92,22 +92,16 @@ pub async fn run(cli: &ContainerCli, log: &Logger) -> Result<Outcome, CtrError> 
             let facts = facts(&store, &clock, feature, config, kube).await?;
             act(&store, &runtime, log, "start", &facts, &plan_start(&facts)).await
         }
-        ContainerCommand::Stop { .. } => {
+        ContainerCommand::Stop { skip_updates, .. } => {
             let facts = facts(&store, &clock, feature, config, kube).await?;
             let timeout = cli.timeout.map(Duration::from_secs);
-            act(
-                &store,
-                &runtime,
-                log,
-                "stop",
-                &facts,
-                &plan_stop(&facts, timeout),
-            )
-            .await
+            let plan = docker_only(plan_stop(&facts, timeout), *skip_updates);
+            act(&store, &runtime, log, "stop", &facts, &plan).await
         }
-        ContainerCommand::Kill { .. } => {
+        ContainerCommand::Kill { skip_updates, .. } => {
             let facts = facts(&store, &clock, feature, config, kube).await?;
-            act(&store, &runtime, log, "kill", &facts, &plan_kill(&facts)).await
+            let plan = docker_only(plan_kill(&facts), *skip_updates);
+            act(&store, &runtime, log, "kill", &facts, &plan).await
         }
         ContainerCommand::State {
             change,
@@ -131,6 +125,23 @@ pub async fn run(cli: &ContainerCli, log: &Logger) -> Result<Outcome, CtrError> 
         ContainerCommand::Wait { .. } => wait(&store, &runtime, &clock, log, feature, kube).await,
         ContainerCommand::Id { .. } => Ok(Outcome::done()),
     }
+}
+
+/// With `--skip-updates` (reboot scripts), keeps only the Docker call and a refusal: no
+/// STATE_DB or label write, since the system is going down and the writes cost time.
+fn docker_only(plan: Vec<CommandAction>, skip_updates: bool) -> Vec<CommandAction> {
+    if !skip_updates {
+        return plan;
+    }
+    plan.into_iter()
+        .filter(|a| match a {
+            CommandAction::Start(_)
+            | CommandAction::Stop(..)
+            | CommandAction::Kill(_)
+            | CommandAction::Refuse(_) => true,
+            CommandAction::UpdateStatus(_) | CommandAction::SetLabel(..) => false,
+        })
+        .collect()
 }
 
 /// `container id <f>`: STATE_DB only, one read; CONFIG_DB is asked only when STATE_DB has no
