@@ -2,15 +2,18 @@
 //!
 //! Each command is a pure check or plan over what was read (unit-tested without Redis) followed by
 //! the writes. `state` and `autorestart` read and write the host and every ASIC namespace; all
-//! other commands touch the host only, as upstream.
+//! other commands touch the host only, as upstream. `install` and `uninstall` are carried out by
+//! [`crate::install`].
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sonic_db::{DbError, Fields, Namespace, SonicDb, SonicDbConfig, TableOp};
 use sonic_feature_core::model::{FeatureConfig, LabelKey, LabelValue, ServerConfig, parse_bool};
 
 use crate::click::{Exit, Invocation};
+use crate::install::{self, InstallOptions};
 use crate::tabulate::parse_py_int;
 use crate::tree::{ConfigAction, arg};
 use sonic_db::schema::dbs::{CONFIG_DB, STATE_DB};
@@ -53,6 +56,24 @@ pub async fn run(inv: &Invocation<ConfigAction>, dbs: &SonicDbConfig) -> Result<
                 ));
             }
             set_host_field(dbs, name, feature::KUBE_FAILURE_DETECTION, minutes).await
+        }
+        ConfigAction::FeatureInstall => {
+            let required = v.arg_list(arg::REQUIRED_SERVICE);
+            let opts = InstallOptions::from_env();
+            match v.option(arg::SPEC) {
+                None => install::config_feature_install(dbs, name, required, &opts).await,
+                Some(_) if !required.is_empty() => Ok(inv.usage_error(
+                    "REQUIRED_SERVICE cannot be combined with --spec: the spec file lists \
+                     the required services.",
+                )),
+                Some(spec) => {
+                    install::config_feature_install_named_spec(dbs, name, Path::new(spec), &opts)
+                        .await
+                }
+            }
+        }
+        ConfigAction::FeatureUninstall => {
+            install::config_feature_uninstall(name, &InstallOptions::from_env()).await
         }
         ConfigAction::KubeServerIp => {
             update_server(dbs, server::IP, v.arg("vip").unwrap_or_default()).await

@@ -4,6 +4,8 @@
 //! - [`click`]: the command-tree dispatcher with click's abbreviations, help and usage errors;
 //! - [`tree`]: the `show` and `config` trees;
 //! - [`show`] / [`config`]: one function per command (reads, pure checks, writes);
+//! - [`install`]: `config feature install|uninstall` (unit and script generators, files, the
+//!   `FEATURE` entry);
 //! - [`render`]: pure render functions of every output, over [`tabulate`] and [`natsort`];
 //! - [`app`]: what the binaries run: dispatch, the root check, the runtime, exit codes.
 //!
@@ -13,9 +15,9 @@ pub mod app;
 pub mod click;
 pub mod config;
 pub mod ctr;
+pub mod install;
 pub mod natsort;
 pub mod render;
-pub mod schema_gap;
 pub mod show;
 pub mod tabulate;
 pub mod tree;

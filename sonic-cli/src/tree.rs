@@ -26,6 +26,10 @@ pub enum ConfigAction {
     /// `config feature no_fallback_to_local <name> true|false`: the raw field.
     FeatureNoFallback,
     FeatureFailureDetection,
+    /// `config feature install <name> [REQUIRED_SERVICE]... [--spec FILE]`.
+    FeatureInstall,
+    /// `config feature uninstall <name>`.
+    FeatureUninstall,
     KubeServerIp,
     KubeServerPort,
     KubeServerInsecure,
@@ -51,6 +55,8 @@ pub mod arg {
     pub const FORCE: &str = "force";
     pub const KEY: &str = "key";
     pub const VAL: &str = "val";
+    pub const REQUIRED_SERVICE: &str = "required_service";
+    pub const SPEC: &str = "spec";
 }
 
 fn group<A>(
@@ -276,6 +282,39 @@ pub fn config_tree() -> Node<ConfigAction> {
                 Some("set kube failure detection minutes for a feature"),
                 vec![feature_name(), arg(arg::VALUE, Some("<minutes>"))],
                 ConfigAction::FeatureFailureDetection,
+            ),
+            // Project additions (HLD "config feature install"); `i` and `u` were unused
+            // prefixes, so every upstream abbreviation resolves as before.
+            command(
+                "install",
+                Some(
+                    "Install a kube-only feature: its systemd unit, its service script and its \
+                     FEATURE entry",
+                ),
+                Some("Install a kube-only feature"),
+                vec![
+                    feature_name(),
+                    Param::Args {
+                        name: arg::REQUIRED_SERVICE,
+                        metavar: None,
+                    },
+                    Param::Opt {
+                        name: arg::SPEC,
+                        short: None,
+                        long: "--spec",
+                        metavar: "FILE",
+                        help: "Install from this YAML feature spec (its name must be \
+                               <feature-name>; it lists the required services)",
+                    },
+                ],
+                ConfigAction::FeatureInstall,
+            ),
+            command(
+                "uninstall",
+                Some("Remove the unit and script installed by 'config feature install'"),
+                Some("Remove what 'config feature install' installed"),
+                vec![feature_name()],
+                ConfigAction::FeatureUninstall,
             ),
             // The HLD's `config feature <property> <name> <value>` by FEATURE field name.
             hidden(

@@ -14,10 +14,12 @@ use sonic_tests::redis::{CONFIG_DB, MultiAsicRedis, RedisServer, STATE_DB, mock_
 /// How long one command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Where the binaries find their databases.
+/// Where the binaries find their databases (and, for `config feature install`, their files).
 struct Env {
     vars: Vec<(&'static str, PathBuf)>,
     servers: Servers,
+    /// The temp dir that `$ROOT` stands for in a transcript, when the test has one.
+    root: Option<tempfile::TempDir>,
 }
 
 enum Servers {
@@ -37,7 +39,48 @@ impl Env {
                 server.database_config_path().to_path_buf(),
             )],
             servers: Servers::Single(server),
+            root: None,
         })
+    }
+
+    /// [`Env::single`] with the install commands pointed at a temp dir (`$ROOT`): units in
+    /// `$ROOT/units`, scripts in `$ROOT/bin`, and no `systemctl daemon-reload`.
+    fn single_with_install_root() -> Result<Self> {
+        let mut env = Env::single()?;
+        let root = tempfile::tempdir().context("cannot create a temp dir")?;
+        env.vars.extend([
+            ("SONIC_INSTALL_UNIT_DIR", root.path().join("units")),
+            ("SONIC_INSTALL_SCRIPT_DIR", root.path().join("bin")),
+            ("SONIC_CONTAINER_BIN", root.path().join("bin/container")),
+            ("SONIC_SYSTEMCTL", PathBuf::new()),
+        ]);
+        env.root = Some(root);
+        Ok(env)
+    }
+
+    /// The transcript placeholders and what they stand for: `$ROOT` (the install temp dir) and
+    /// `$GOLDEN` (the directory of the transcripts, for fixture files).
+    fn placeholders(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("$GOLDEN", golden_dir().display().to_string())];
+        if let Some(root) = &self.root {
+            out.push(("$ROOT", root.path().display().to_string()));
+        }
+        out
+    }
+
+    /// `text` with each placeholder replaced by its path.
+    fn expand(&self, text: &str) -> String {
+        self.placeholders()
+            .iter()
+            .fold(text.to_string(), |t, (name, path)| t.replace(name, path))
+    }
+
+    /// `text` with each placeholder's path replaced by the placeholder, so that outputs naming
+    /// temp paths compare equal from run to run.
+    fn redact(&self, text: &str) -> String {
+        self.placeholders()
+            .iter()
+            .fold(text.to_string(), |t, (name, path)| t.replace(path, name))
     }
 
     /// A host and `n` ASIC namespaces, every one seeded with the mock tables.
@@ -53,6 +96,7 @@ impl Env {
                 ("SONIC_DB_GLOBAL_CONFIG", multi.global_config_path()),
             ],
             servers: Servers::MultiAsic(multi),
+            root: None,
         })
     }
 
@@ -108,6 +152,10 @@ fn run_binary(env: &Env, args: &[String], extra_env: &[(&str, &str)]) -> Result<
     cmd.args(&args[1..])
         .env_remove("SONIC_DB_GLOBAL_CONFIG")
         .env_remove("COLUMNS")
+        .env_remove("SONIC_INSTALL_UNIT_DIR")
+        .env_remove("SONIC_INSTALL_SCRIPT_DIR")
+        .env_remove("SONIC_CONTAINER_BIN")
+        .env_remove("SONIC_SYSTEMCTL")
         .env("SONIC_CLI_SKIP_ROOT_CHECK", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -187,9 +235,41 @@ fn join_lines(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+/// Runs a file check of a transcript line; `Ok(false)` when `words` is not one.
+fn file_action(words: &[String], at: &str) -> Result<bool> {
+    let Some((verb, rest)) = words.split_first() else {
+        return Ok(false);
+    };
+    match (verb.as_str(), rest) {
+        ("expect-file", [path, lines @ ..]) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{at}: {path} should exist"))?;
+            for line in lines {
+                ensure!(
+                    text.lines().any(|l| l == line),
+                    "{at}: {path} should hold the line {line:?}:\n{text}"
+                );
+            }
+            Ok(true)
+        }
+        ("expect-no-file", [path]) => {
+            ensure!(!Path::new(path).exists(), "{at}: {path} should not exist");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Runs the `@` action of a transcript line.
 fn redis_action(env: &Env, line: &str, at: &str) -> Result<()> {
-    let words = split_args(line)?;
+    let words: Vec<String> = split_args(line)?.iter().map(|w| env.expand(w)).collect();
+    if file_action(&words, at)? {
+        return Ok(());
+    }
     let [verb, db, key, rest @ ..] = words.as_slice() else {
         bail!("{at}: malformed action {line:?}");
     };
@@ -240,14 +320,18 @@ fn redis_action(env: &Env, line: &str, at: &str) -> Result<()> {
 
 /// Runs transcript `name` in `env` and fails with every mismatch shown as expected/actual.
 fn run_transcript(name: &str, env: &Env) -> Result<()> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+    let path = golden_dir().join(name);
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
     let mut pending: Option<Expected> = None;
     let mut failures = Vec::new();
     let mut check = |exp: Expected| -> Result<()> {
-        let actual = run_binary(env, &exp.args, &[])?;
+        let args: Vec<String> = exp.args.iter().map(|a| env.expand(a)).collect();
+        let actual = run_binary(env, &args, &[])?;
+        let actual = Outcome {
+            stdout: env.redact(&actual.stdout),
+            stderr: env.redact(&actual.stderr),
+            code: actual.code,
+        };
         let expected = Outcome {
             stdout: join_lines(&exp.stdout),
             stderr: join_lines(&exp.stderr),
@@ -348,6 +432,11 @@ fn state_and_autorestart_cover_every_namespace_other_commands_only_the_host() ->
 }
 
 #[test]
+fn feature_install_writes_files_and_feature_entry_and_uninstall_removes_them() -> Result<()> {
+    run_transcript("install.t", &Env::single_with_install_root()?)
+}
+
+#[test]
 fn missing_database_config_is_reported_with_exit_one() -> Result<()> {
     let env = Env {
         vars: vec![(
@@ -355,6 +444,7 @@ fn missing_database_config_is_reported_with_exit_one() -> Result<()> {
             PathBuf::from("/nonexistent/database_config.json"),
         )],
         servers: Servers::None,
+        root: None,
     };
     let out = run_binary(
         &env,

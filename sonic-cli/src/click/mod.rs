@@ -8,6 +8,9 @@
 //! - a group with no arguments prints its help and exits 0 (`no_args_is_help`);
 //! - options before the subcommand belong to the group (no interspersed arguments), options of a
 //!   command may appear anywhere, `--` ends options;
+//! - positional values are shared out as click's `_unpack_args` does: arguments before a variadic
+//!   one (`nargs=-1`) take from the front, arguments after it from the back, the variadic one
+//!   the rest;
 //! - subcommand lookup is exact, then per group kind: [`Matching::Abbreviation`]
 //!   (sonic-utilities `AbbreviationGroup`), [`Matching::Aliased`] (`AliasedGroup`, unique prefix
 //!   only) or [`Matching::Exact`] (plain `click.Group`);
@@ -60,6 +63,25 @@ pub enum Param {
         metavar: Option<&'static str>,
         required: bool,
         choices: Option<&'static [&'static str]>,
+    },
+    /// A variadic positional argument (`nargs=-1`, not required, click's default for it): zero
+    /// or more values, shown as `[NAME]...` (or the metavar as given, click adds nothing to an
+    /// explicit metavar). At most one per command.
+    Args {
+        /// Key under which the values are found in [`Values`].
+        name: &'static str,
+        /// Explicit metavar; without it click shows `[NAME]...`.
+        metavar: Option<&'static str>,
+    },
+    /// An option that takes one value (`--spec FILE`); given twice, the last value wins.
+    Opt {
+        /// Key under which the value is found in [`Values`].
+        name: &'static str,
+        short: Option<&'static str>,
+        long: &'static str,
+        /// Shown after the option names on the help page (`--spec FILE`).
+        metavar: &'static str,
+        help: &'static str,
     },
     /// A boolean flag (`is_flag=True`).
     Flag {
@@ -162,6 +184,8 @@ impl Exit {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Values {
     args: Vec<(&'static str, Option<String>)>,
+    lists: Vec<(&'static str, Vec<String>)>,
+    opts: Vec<(&'static str, String)>,
     flags: Vec<&'static str>,
 }
 
@@ -172,6 +196,20 @@ impl Values {
             .iter()
             .find(|(n, _)| *n == name)
             .and_then(|(_, v)| v.as_deref())
+    }
+    /// The values of a variadic argument, in command-line order (empty when none was given).
+    pub fn arg_list(&self, name: &str) -> &[String] {
+        self.lists
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+    /// The value of an option that takes one; `None` when it was not given.
+    pub fn option(&self, name: &str) -> Option<&str> {
+        self.opts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
     /// Whether a flag was given.
     pub fn flag(&self, name: &str) -> bool {
@@ -342,54 +380,93 @@ fn find_child<'a, A>(group: &'a Group<A>, name: &str) -> Lookup<'a, A> {
 struct ParsedOptions {
     help: bool,
     flags: Vec<&'static str>,
+    opts: Vec<(&'static str, String)>,
     positionals: Vec<String>,
 }
 
-/// click's `OptionParser` over the help option and `flags`. With `interspersed == false` (groups)
-/// the first non-option stops option processing and it and everything after it are positional.
+/// What an option name on the command line stands for.
+#[derive(Clone, Copy)]
+enum Target {
+    Help,
+    Flag(&'static str),
+    /// An option that takes a value, stored under this key.
+    Value(&'static str),
+}
+
+impl ParsedOptions {
+    fn set(&mut self, target: Target, value: Option<String>) {
+        match (target, value) {
+            (Target::Help, _) => self.help = true,
+            (Target::Flag(name), _) => {
+                if !self.flags.contains(&name) {
+                    self.flags.push(name);
+                }
+            }
+            (Target::Value(name), value) => {
+                let value = value.unwrap_or_default();
+                match self.opts.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = value,
+                    None => self.opts.push((name, value)),
+                }
+            }
+        }
+    }
+}
+
+/// click raises `BadOptionUsage` without a context from its parser: no usage lines, exit 2.
+fn bad_option_usage(message: &str) -> Exit {
+    Exit::stderr(2, format!("Error: {message}\n"))
+}
+
+fn requires_an_argument(opt: &str) -> Exit {
+    bad_option_usage(&format!("Option {} requires an argument.", py_repr(opt)))
+}
+
+/// click's `OptionParser` over the help option and the options in `params`. With
+/// `interspersed == false` (groups) the first non-option stops option processing and it and
+/// everything after it are positional.
 fn parse_options(
     args: &[String],
     interspersed: bool,
-    flags: &[Param],
+    params: &[Param],
     path: &str,
     usage_pieces: &str,
     settings: Settings,
 ) -> Result<ParsedOptions, Exit> {
-    let mut long_opts: Vec<(&'static str, Option<&'static str>)> = flags
+    let mut long_opts: Vec<(&'static str, Target)> = params
         .iter()
         .filter_map(|p| match p {
-            Param::Flag { name, long, .. } => Some((*long, Some(*name))),
-            Param::Arg { .. } => None,
+            Param::Flag { name, long, .. } => Some((*long, Target::Flag(name))),
+            Param::Opt { name, long, .. } => Some((*long, Target::Value(name))),
+            Param::Arg { .. } | Param::Args { .. } => None,
         })
         .collect();
-    long_opts.push(("--help", None));
-    let mut short_opts: Vec<(&'static str, Option<&'static str>)> = flags
+    long_opts.push(("--help", Target::Help));
+    let mut short_opts: Vec<(&'static str, Target)> = params
         .iter()
         .filter_map(|p| match p {
             Param::Flag {
                 name,
                 short: Some(s),
                 ..
-            } => Some((*s, Some(*name))),
+            } => Some((*s, Target::Flag(name))),
+            Param::Opt {
+                name,
+                short: Some(s),
+                ..
+            } => Some((*s, Target::Value(name))),
             _ => None,
         })
         .collect();
-    short_opts.push(("-h", None));
-    short_opts.push(("-?", None));
+    short_opts.push(("-h", Target::Help));
+    short_opts.push(("-?", Target::Help));
 
     let fail = |msg: &str| usage_error(path, usage_pieces, msg, settings);
     let mut out = ParsedOptions {
         help: false,
         flags: Vec::new(),
+        opts: Vec::new(),
         positionals: Vec::new(),
-    };
-    let set = |target: Option<&'static str>, out: &mut ParsedOptions| match target {
-        None => out.help = true,
-        Some(name) => {
-            if !out.flags.contains(&name) {
-                out.flags.push(name);
-            }
-        }
     };
     let mut i = 0;
     while i < args.len() {
@@ -405,12 +482,22 @@ fn parse_options(
                 None => (arg.as_str(), None),
             };
             if let Some((_, target)) = long_opts.iter().find(|(o, _)| *o == long) {
-                if explicit.is_some() {
-                    // click raises this BadOptionUsage without a context: no usage lines.
-                    let msg = format!("Option {} does not take a value.", py_repr(long));
-                    return Err(Exit::stderr(2, format!("Error: {msg}\n")));
+                match (target, explicit) {
+                    (Target::Value(_), Some(v)) => out.set(*target, Some(v.to_string())),
+                    (Target::Value(_), None) => {
+                        // The next argument is the value, whatever it looks like.
+                        let Some(v) = args.get(i) else {
+                            return Err(requires_an_argument(long));
+                        };
+                        i += 1;
+                        out.set(*target, Some(v.clone()));
+                    }
+                    (_, Some(_)) => {
+                        let msg = format!("Option {} does not take a value.", py_repr(long));
+                        return Err(bad_option_usage(&msg));
+                    }
+                    (_, None) => out.set(*target, None),
                 }
-                set(*target, &mut out);
                 continue;
             }
             if arg.starts_with("--") {
@@ -428,12 +515,29 @@ fn parse_options(
                 }
                 return Err(fail(&msg));
             }
-            for ch in arg.chars().skip(1) {
-                let opt = format!("-{ch}");
-                match short_opts.iter().find(|(o, _)| *o == opt) {
-                    Some((_, target)) => set(*target, &mut out),
-                    None => return Err(fail(&format!("No such option: {opt}"))),
+            let chars: Vec<char> = arg.chars().collect();
+            let mut k = 1;
+            while k < chars.len() {
+                let opt = format!("-{}", chars[k]);
+                k += 1;
+                let Some((_, target)) = short_opts.iter().find(|(o, _)| *o == opt) else {
+                    return Err(fail(&format!("No such option: {opt}")));
+                };
+                if let Target::Value(_) = target {
+                    // click: the rest of the argument is the value, else the next argument.
+                    let value = if k < chars.len() {
+                        chars[k..].iter().collect()
+                    } else {
+                        let Some(v) = args.get(i) else {
+                            return Err(requires_an_argument(&opt));
+                        };
+                        i += 1;
+                        v.clone()
+                    };
+                    out.set(*target, Some(value));
+                    break;
                 }
+                out.set(*target, None);
             }
             continue;
         }
@@ -445,6 +549,40 @@ fn parse_options(
         }
     }
     Ok(out)
+}
+
+/// What click's `_unpack_args` gives one positional parameter.
+enum Slot {
+    One(Option<String>),
+    Many(Vec<String>),
+}
+
+/// click's `_unpack_args` for `nargs` 1 and -1: parameters before the variadic one take values
+/// from the front, those after it from the back (a missing value is `None`), the variadic one
+/// takes what is left in between. Returns the slots in parameter order and the extra values.
+fn unpack_args(positionals: Vec<String>, variadic: &[bool]) -> (Vec<Slot>, Vec<String>) {
+    let mut rest: std::collections::VecDeque<String> = positionals.into();
+    let Some(split) = variadic.iter().position(|v| *v) else {
+        let slots = variadic
+            .iter()
+            .map(|_| Slot::One(rest.pop_front()))
+            .collect();
+        return (slots, rest.into());
+    };
+    let mut slots: Vec<Slot> = variadic[..split]
+        .iter()
+        .map(|_| Slot::One(rest.pop_front()))
+        .collect();
+    // Right to left, like click: with too few values the leftmost of these go without.
+    let mut after: Vec<Slot> = variadic[split + 1..]
+        .iter()
+        .rev()
+        .map(|_| Slot::One(rest.pop_back()))
+        .collect();
+    after.reverse();
+    slots.push(Slot::Many(rest.into()));
+    slots.extend(after);
+    (slots, Vec::new())
 }
 
 fn parse_command<A: Clone>(
@@ -459,22 +597,40 @@ fn parse_command<A: Clone>(
         return Err(Exit::stdout(0, command_help(path, cmd, settings)));
     }
     let fail = |msg: &str| usage_error(path, &pieces, msg, settings);
-    let mut positionals = parsed.positionals.into_iter();
+    let positional_params: Vec<&Param> = cmd
+        .params
+        .iter()
+        .filter(|p| matches!(p, Param::Arg { .. } | Param::Args { .. }))
+        .collect();
+    let variadic: Vec<bool> = positional_params
+        .iter()
+        .map(|p| matches!(p, Param::Args { .. }))
+        .collect();
+    let (slots, extra) = unpack_args(parsed.positionals, &variadic);
     let mut values = Values {
         args: Vec::new(),
+        lists: Vec::new(),
+        opts: parsed.opts,
         flags: parsed.flags,
     };
-    for param in &cmd.params {
-        let Param::Arg {
-            name,
-            required,
-            choices,
-            ..
-        } = param
-        else {
-            continue;
+    for (param, slot) in positional_params.into_iter().zip(slots) {
+        let (name, required, choices, value) = match (param, slot) {
+            (Param::Args { name, .. }, Slot::Many(list)) => {
+                values.lists.push((name, list));
+                continue;
+            }
+            (
+                Param::Arg {
+                    name,
+                    required,
+                    choices,
+                    ..
+                },
+                Slot::One(value),
+            ) => (name, required, choices, value),
+            // unpack_args gives `Many` exactly to the variadic parameter.
+            _ => continue,
         };
-        let value = positionals.next();
         let hint = format!("'{}'", arg_metavar(param));
         match (&value, choices) {
             (None, Some(choices)) if *required => {
@@ -499,7 +655,6 @@ fn parse_command<A: Clone>(
         }
         values.args.push((name, value));
     }
-    let extra: Vec<String> = positionals.collect();
     if !extra.is_empty() {
         let noun = if extra.len() == 1 {
             "argument"
@@ -547,7 +702,11 @@ fn arg_metavar(param: &Param) -> String {
             };
             if *required { var } else { format!("[{var}]") }
         }
-        Param::Flag { long, .. } => long.to_string(),
+        Param::Args { name, metavar } => match metavar {
+            Some(m) => m.to_string(),
+            None => format!("[{}]...", name.to_uppercase()),
+        },
+        Param::Opt { long, .. } | Param::Flag { long, .. } => long.to_string(),
     }
 }
 
@@ -558,7 +717,7 @@ fn group_usage_pieces() -> String {
 fn command_usage_pieces<A>(cmd: &Command<A>) -> String {
     let mut pieces = vec!["[OPTIONS]".to_string()];
     for p in &cmd.params {
-        if let Param::Arg { .. } = p {
+        if let Param::Arg { .. } | Param::Args { .. } = p {
             pieces.push(arg_metavar(p));
         }
     }
@@ -684,7 +843,20 @@ pub fn command_help<A>(path: &str, cmd: &Command<A>, settings: Settings) -> Stri
                 };
                 Some((opts, help.to_string()))
             }
-            Param::Arg { .. } => None,
+            Param::Opt {
+                short,
+                long,
+                metavar,
+                help,
+                ..
+            } => {
+                let opts = match short {
+                    Some(s) => format!("{s}, {long} {metavar}"),
+                    None => format!("{long} {metavar}"),
+                };
+                Some((opts, help.to_string()))
+            }
+            Param::Arg { .. } | Param::Args { .. } => None,
         })
         .collect();
     rows.push((HELP_OPTS_DISPLAY.into(), HELP_TEXT.into()));
@@ -893,6 +1065,198 @@ mod tests {
             e.stderr
                 .ends_with("Error: Got unexpected extra arguments (b c)\n")
         );
+    }
+
+    /// `config feature install` as click 8.1 declares it: a required argument, a variadic one
+    /// (`nargs=-1`) and an option with a value. Expected texts were printed by click 8.1.7.
+    fn install_tree() -> Node<&'static str> {
+        Node::Group(Group {
+            name: "config",
+            help: None,
+            short_help: None,
+            matching: Matching::Abbreviation,
+            guard: Guard::None,
+            children: vec![Node::Command(Command {
+                name: "install",
+                hidden: false,
+                help: Some(
+                    "Install a kube-only feature: its systemd unit, its service script and its \
+                     FEATURE entry",
+                ),
+                short_help: None,
+                params: vec![
+                    Param::Arg {
+                        name: "name",
+                        metavar: Some("<feature-name>"),
+                        required: true,
+                        choices: None,
+                    },
+                    Param::Args {
+                        name: "required_service",
+                        metavar: None,
+                    },
+                    Param::Opt {
+                        name: "spec",
+                        short: Some("-s"),
+                        long: "--spec",
+                        metavar: "FILE",
+                        help: "X",
+                    },
+                ],
+                action: "install",
+            })],
+        })
+    }
+
+    fn run_install(args: &[&str]) -> Result<Invocation<&'static str>, Exit> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        dispatch(
+            &install_tree(),
+            "config",
+            &args,
+            Settings::default(),
+            &mut |_| Ok(()),
+        )
+    }
+
+    #[test]
+    fn variadic_argument_takes_every_value_after_the_required_one() {
+        let inv = run_install(&["install", "snmp2", "bgp", "swss"]).unwrap();
+        assert_eq!(inv.values.arg("name"), Some("snmp2"));
+        assert_eq!(inv.values.arg_list("required_service"), ["bgp", "swss"]);
+        assert_eq!(inv.values.option("spec"), None);
+        let inv = run_install(&["install", "snmp2"]).unwrap();
+        assert!(inv.values.arg_list("required_service").is_empty());
+        // Options may sit between the values; after `--` everything is a value.
+        let inv = run_install(&["install", "snmp2", "bgp", "--spec", "f.yaml", "swss"]).unwrap();
+        assert_eq!(inv.values.arg_list("required_service"), ["bgp", "swss"]);
+        assert_eq!(inv.values.option("spec"), Some("f.yaml"));
+        let inv = run_install(&["install", "--", "snmp2", "-x", "--spec"]).unwrap();
+        assert_eq!(inv.values.arg("name"), Some("snmp2"));
+        assert_eq!(inv.values.arg_list("required_service"), ["-x", "--spec"]);
+    }
+
+    #[test]
+    fn option_values_come_inline_or_next_and_the_last_one_wins() {
+        let spec = |args: &[&str]| {
+            run_install(args)
+                .unwrap()
+                .values
+                .option("spec")
+                .map(str::to_owned)
+        };
+        assert_eq!(spec(&["install", "a", "--spec=f"]).as_deref(), Some("f"));
+        assert_eq!(spec(&["install", "a", "--spec="]).as_deref(), Some(""));
+        assert_eq!(spec(&["install", "a", "-sf"]).as_deref(), Some("f"));
+        assert_eq!(spec(&["install", "a", "-s", "f"]).as_deref(), Some("f"));
+        assert_eq!(
+            spec(&["install", "a", "--spec", "-h"]).as_deref(),
+            Some("-h")
+        );
+        assert_eq!(
+            spec(&["install", "a", "--spec", "x", "--spec", "y"]).as_deref(),
+            Some("y")
+        );
+    }
+
+    #[test]
+    fn option_without_its_value_is_refused_without_usage_lines() {
+        let e = run_install(&["install", "a", "--spec"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.stderr.as_str()),
+            (2, "Error: Option '--spec' requires an argument.\n")
+        );
+        let e = run_install(&["install", "a", "-s"]).unwrap_err();
+        assert_eq!(e.stderr, "Error: Option '-s' requires an argument.\n");
+    }
+
+    #[test]
+    fn variadic_argument_usage_and_help_match_click() {
+        let e = run_install(&["install"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.stderr.as_str()),
+            (
+                2,
+                "Usage: config install [OPTIONS] <feature-name> [REQUIRED_SERVICE]...\n\
+                 Try 'config install -h' for help.\n\n\
+                 Error: Missing argument '<feature-name>'.\n"
+            )
+        );
+        let e = run_install(&["i", "-h"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.stdout.as_str()),
+            (
+                0,
+                "Usage: config i [OPTIONS] <feature-name> [REQUIRED_SERVICE]...\n\n  \
+                 Install a kube-only feature: its systemd unit, its service script and its\n  \
+                 FEATURE entry\n\n\
+                 Options:\n  \
+                 -s, --spec FILE  X\n  \
+                 -?, -h, --help   Show this message and exit.\n"
+            )
+        );
+        let e = run_install(&["install", "a", "--spex", "f"]).unwrap_err();
+        assert!(
+            e.stderr
+                .ends_with("Error: No such option: --spex Did you mean --spec?\n")
+        );
+    }
+
+    #[test]
+    fn narrow_usage_lines_break_after_hyphens_like_click() {
+        let args: Vec<String> = vec!["install".into()];
+        let e = dispatch(
+            &install_tree(),
+            "config feature",
+            &args,
+            Settings { width: 50 },
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        // COLUMNS=50 with click 8.1.7 on Python 3.11.
+        assert!(
+            e.stderr.starts_with(
+                "Usage: config feature install [OPTIONS] <feature-\n\
+                 \x20                             name> [REQUIRED_SERV\n\
+                 \x20                             ICE]...\n"
+            ),
+            "{}",
+            e.stderr
+        );
+    }
+
+    #[test]
+    fn arguments_after_a_variadic_one_take_values_from_the_end() {
+        let (slots, extra) = unpack_args(
+            ["1", "2", "3", "4", "5"].map(String::from).to_vec(),
+            &[false, true, false, false],
+        );
+        assert!(extra.is_empty());
+        let shown: Vec<String> = slots
+            .iter()
+            .map(|s| match s {
+                Slot::One(v) => format!("{v:?}"),
+                Slot::Many(l) => format!("{l:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                r#"Some("1")"#,
+                r#"["2", "3"]"#,
+                r#"Some("4")"#,
+                r#"Some("5")"#
+            ]
+        );
+        // click: with `A [REST]... B [C]` and values `1 2`, C gets 2 and B is missing.
+        let (slots, _) = unpack_args(
+            ["1", "2"].map(String::from).to_vec(),
+            &[false, true, false, false],
+        );
+        assert!(matches!(&slots[2], Slot::One(None)));
+        assert!(matches!(&slots[3], Slot::One(Some(v)) if v == "2"));
+        let (_, extra) = unpack_args(["1", "2", "3"].map(String::from).to_vec(), &[false]);
+        assert_eq!(extra, ["2", "3"]);
     }
 
     #[test]

@@ -40,24 +40,23 @@ pub fn py_repr(s: &str) -> String {
 /// Python's `textwrap.TextWrapper(width, initial_indent, subsequent_indent,
 /// replace_whitespace=False).fill(text)` as click calls it.
 ///
-/// Chunks are runs of whitespace and runs of non-whitespace; Python additionally splits words
-/// after hyphens, which only changes where an over-long line breaks.
+/// Chunks are runs of whitespace and runs of non-whitespace, the latter split after the hyphens
+/// of hyphenated words as Python's `wordsep_re` does (`<feature-` / `name>`); its em-dash rule
+/// (`--` between words) is not reproduced.
 pub fn fill(text: &str, width: usize, initial_indent: &str, subsequent_indent: &str) -> String {
     let text = expand_tabs(text);
     let mut chunks: Vec<String> = Vec::new();
-    let mut current = String::new();
+    let mut current: Vec<char> = Vec::new();
     let mut current_is_space = None;
     for c in text.chars() {
         let is_space = c.is_whitespace();
         if current_is_space.is_some_and(|s| s != is_space) {
-            chunks.push(std::mem::take(&mut current));
+            push_chunks(&mut chunks, &std::mem::take(&mut current));
         }
         current.push(c);
         current_is_space = Some(is_space);
     }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
+    push_chunks(&mut chunks, &current);
     chunks.reverse();
 
     let len = |s: &str| s.chars().count();
@@ -88,14 +87,25 @@ pub fn fill(text: &str, width: usize, initial_indent: &str, subsequent_indent: &
         if let Some(chunk) = chunks.last_mut()
             && len(chunk) > line_width
         {
-            // textwrap._handle_long_word with break_long_words=True.
+            // textwrap._handle_long_word with break_long_words=True and (Python 3.10 and
+            // later) break_on_hyphens: after the last hyphen that fits, if a non-hyphen
+            // precedes it.
             let space_left = if line_width < 1 {
                 1
             } else {
                 line_width - cur_len
             };
-            let head: String = chunk.chars().take(space_left).collect();
-            let tail: String = chunk.chars().skip(space_left).collect();
+            let chars: Vec<char> = chunk.chars().collect();
+            let mut end = space_left;
+            if chars.len() > space_left
+                && let Some(hyphen) = chars[..space_left].iter().rposition(|c| *c == '-')
+                && hyphen > 0
+                && chars[..hyphen].iter().any(|c| *c != '-')
+            {
+                end = hyphen + 1;
+            }
+            let head: String = chars[..end.min(chars.len())].iter().collect();
+            let tail: String = chars[end.min(chars.len())..].iter().collect();
             cur_line.push(head);
             *chunk = tail;
             if chunk.is_empty() {
@@ -110,6 +120,37 @@ pub fn fill(text: &str, width: usize, initial_indent: &str, subsequent_indent: &
         }
     }
     lines.join("\n")
+}
+
+/// textwrap's `[^\d\W]`: a word character that is not a digit.
+fn is_letter(c: Option<&char>) -> bool {
+    c.is_some_and(|c| c.is_alphabetic() || *c == '_')
+}
+
+/// Pushes `run` (all whitespace or all non-whitespace) as chunks: a non-whitespace run is split
+/// after each hyphen that has two letters (or `letter-letter`) before it and `letter`,
+/// optionally `-`, `letter` after it, textwrap's hyphenated-word rule.
+fn push_chunks(chunks: &mut Vec<String>, run: &[char]) {
+    if run.is_empty() {
+        return;
+    }
+    let at = |i: usize, back: usize| i.checked_sub(back).and_then(|j| run.get(j));
+    let mut start = 0;
+    for (i, c) in run.iter().enumerate() {
+        if *c != '-' || i == start {
+            continue;
+        }
+        let before = (is_letter(at(i, 2)) && is_letter(at(i, 1)))
+            || (is_letter(at(i, 3)) && at(i, 2) == Some(&'-') && is_letter(at(i, 1)));
+        let after = is_letter(run.get(i + 1))
+            && (is_letter(run.get(i + 2))
+                || (run.get(i + 2) == Some(&'-') && is_letter(run.get(i + 3))));
+        if before && after {
+            chunks.push(run[start..=i].iter().collect());
+            start = i + 1;
+        }
+    }
+    chunks.push(run[start..].iter().collect());
 }
 
 /// click's `wrap_text(..., preserve_paragraphs=True)`: paragraphs are separated by blank lines,
@@ -280,6 +321,24 @@ mod tests {
         );
         assert_eq!(fill("abcdefghij", 4, "", ""), "abcd\nefgh\nij");
         assert_eq!(fill("short", 78, "  ", "  "), "  short");
+    }
+
+    #[test]
+    fn fill_breaks_hyphenated_words_after_the_hyphen_like_textwrap() {
+        // Checked with Python 3.11 textwrap.fill.
+        assert_eq!(
+            fill("[OPTIONS] <feature-name> [REQUIRED_SERVICE]...", 20, "", ""),
+            "[OPTIONS] <feature-\nname> [REQUIRED_SERV\nICE]..."
+        );
+        assert_eq!(fill("a kube-only thing", 12, "", ""), "a kube-only\nthing");
+        assert_eq!(fill("a kube-only thing", 8, "", ""), "a kube-\nonly\nthing");
+        assert_eq!(fill("x a-b-c y", 6, "", ""), "x\na-b-c\ny");
+        assert_eq!(fill("ab-cd-ef", 4, "", ""), "ab-\ncd-\nef");
+        // Long words break after a hyphen that fits; the dropped "whitespace" is the empty
+        // head of `ab-1c`, so `34 ` keeps its space, as in Python.
+        assert_eq!(fill("12-34 ab-1c", 3, "", ""), "12-\n34 \nab-\n1c");
+        assert_eq!(fill("abcd-efgh", 6, "", ""), "abcd-\nefgh");
+        assert_eq!(fill("--abcdefg", 4, "", ""), "--ab\ncdef\ng");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sonic_db::schema::dbs::CONFIG_DB;
+use sonic_db::schema::feature_config;
 use sonic_db::{DbError, Namespace, SonicDbConfig};
 use sonic_feature_core::model::FeatureName;
 
@@ -17,7 +19,6 @@ use crate::click::Exit;
 use crate::install::InstallError;
 use crate::install::files::{self, InstallPaths};
 use crate::install::spec::{ServiceSpec, feature_entry_fields};
-use crate::schema_gap::{CONFIG_DB, FEATURE};
 
 /// How long `systemctl daemon-reload` may take.
 pub const DAEMON_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -97,7 +98,11 @@ async fn install_spec(
     }
     let config = dbs.open(&Namespace::Host, CONFIG_DB).await?;
     config
-        .mod_entry(FEATURE, spec.name.as_str(), &feature_entry_fields())
+        .mod_entry(
+            feature_config::TABLE,
+            spec.name.as_str(),
+            &feature_entry_fields(),
+        )
         .await?;
     let verb = if installed.replaced {
         "Updated"
@@ -138,6 +143,37 @@ pub async fn config_feature_install_spec(
         Ok(spec) => install_spec(dbs, &spec, opts).await,
         Err(e) => Ok(error_exit(&e)),
     }
+}
+
+/// `config feature install NAME --spec FILE`: like [`config_feature_install_spec`], and the spec
+/// must describe `NAME`, so the command line always names the feature it changes.
+pub async fn config_feature_install_named_spec(
+    dbs: &SonicDbConfig,
+    name: &str,
+    spec_file: &Path,
+    opts: &InstallOptions,
+) -> Result<Exit, DbError> {
+    let name = match FeatureName::parse(name) {
+        Ok(name) => name,
+        Err(source) => {
+            return Ok(error_exit(&InstallError::FeatureName {
+                field: "name".to_owned(),
+                source,
+            }));
+        }
+    };
+    let spec = match ServiceSpec::from_file(spec_file) {
+        Ok(spec) => spec,
+        Err(e) => return Ok(error_exit(&e)),
+    };
+    if spec.name != name {
+        return Ok(error_exit(&InstallError::SpecName {
+            path: spec_file.to_path_buf(),
+            given: name.to_string(),
+            spec: spec.name.to_string(),
+        }));
+    }
+    install_spec(dbs, &spec, opts).await
 }
 
 /// `config feature uninstall NAME`. Needs no database; it returns a `Result` like the other

@@ -30,7 +30,8 @@ use std::path::PathBuf;
 use sonic_feature_core::model::ModelError;
 
 pub use command::{
-    InstallOptions, config_feature_install, config_feature_install_spec, config_feature_uninstall,
+    InstallOptions, config_feature_install, config_feature_install_named_spec,
+    config_feature_install_spec, config_feature_uninstall,
 };
 pub use files::{InstallPaths, Installed, Uninstalled, install, uninstall};
 pub use spec::{Hooks, ServiceSpec, feature_entry, feature_entry_fields};
@@ -66,6 +67,16 @@ pub enum InstallError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The spec file describes another feature than the one named on the command line.
+    #[error("feature spec {path} describes feature {spec}, not {given}")]
+    SpecName {
+        /// The spec file.
+        path: PathBuf,
+        /// The feature named on the command line.
+        given: String,
+        /// The feature the spec describes.
+        spec: String,
     },
     /// The YAML spec file is not a valid spec.
     #[error("invalid feature spec {path}: {source}")]

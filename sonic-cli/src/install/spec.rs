@@ -27,11 +27,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 use sonic_db::Fields;
+use sonic_db::schema::feature_config as feature;
 use sonic_feature_core::model::{AdminState, FeatureConfig, FeatureName, SetOwner};
 
 use crate::install::InstallError;
 use crate::install::validate::{Argv, UnitName};
-use crate::schema_gap::feature;
 
 /// The service required when none is given (HLD: "it would default to swss").
 pub const DEFAULT_REQUIRED: &str = "swss";

@@ -140,9 +140,11 @@ Options:
 Commands:
   autorestart             Enable/disable autosrestart of a feature
   fallback                set fallback for a feature
+  install                 Install a kube-only feature
   kube_failure_detection  set kube failure detection minutes for a feature
   owner                   set owner for a feature
   state                   Enable/disable a feature
+  uninstall               Remove what 'config feature install' installed
 $ config feature state -h
 Usage: config feature state [OPTIONS] <feature-name> <state>
 
