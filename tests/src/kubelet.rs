@@ -133,7 +133,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct Kubelet {
     shared: Arc<Shared>,
-    task: Option<JoinHandle<()>>,
+    task: Mutex<Option<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -180,7 +180,7 @@ impl Kubelet {
         let task = tokio::spawn(run_loop(shared.clone(), stop_rx));
         Ok(Self {
             shared,
-            task: Some(task),
+            task: Mutex::new(Some(task)),
             stop,
         })
     }
@@ -224,9 +224,10 @@ impl Kubelet {
 
     /// Stops the loop; with `remove_containers` also removes every container of this kubelet
     /// (pods stay in the store, as when a node dies).
-    pub async fn shutdown(mut self, remove_containers: bool) {
+    pub async fn shutdown(&self, remove_containers: bool) {
         self.stop.send_replace(true);
-        if let Some(task) = self.task.take() {
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
             let _ = task.await;
         }
         if remove_containers && let Ok(list) = own_containers(&self.shared).await {
@@ -240,7 +241,7 @@ impl Kubelet {
 impl Drop for Kubelet {
     fn drop(&mut self) {
         self.stop.send_replace(true);
-        if let Some(task) = self.task.take() {
+        if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
     }

@@ -7,5 +7,6 @@
 pub mod docker;
 pub mod fake_kube;
 pub mod kubelet;
+pub mod lab;
 pub mod redis;
 pub mod service_manager;
