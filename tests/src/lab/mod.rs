@@ -81,8 +81,8 @@ pub struct LabOptions {
     pub ctrmgrd: bool,
     /// `remote_ctr.config.json`.
     pub timers: serde_json::Value,
-    /// Fields written over CONFIG_DB `FEATURE|snmp` after seeding.
-    pub feature_overrides: Vec<(String, String)>,
+    /// (key, field, value) written over CONFIG_DB after seeding.
+    pub config_overrides: Vec<(String, String, String)>,
     /// Whether the lab's DaemonSet for [`KUBE_VERSION`] is created.
     pub daemonset: bool,
 }
@@ -108,7 +108,19 @@ impl LabOptions {
                 "retry_clean_image_seconds": 5,
                 "use_k8s_as_http_proxy": "n"
             }),
-            feature_overrides: vec![("set_owner".into(), "local".into())],
+            config_overrides: vec![
+                (
+                    format!("FEATURE|{FEATURE}"),
+                    "set_owner".into(),
+                    "local".into(),
+                ),
+                // A kube image is good (tagged as local) after 5 s instead of 10 minutes.
+                (
+                    "IMAGE_MGMT|GLOBAL".into(),
+                    "active_time_to_mark_good".into(),
+                    "5s".into(),
+                ),
+            ],
             daemonset: true,
         }
     }
@@ -351,9 +363,9 @@ impl Lab {
                 redis.write_database_config(&paths.database_config())?;
                 redis.seed(crate::redis::CONFIG_DB, &options.config_db)?;
                 let mut c = redis.connection(crate::redis::CONFIG_DB)?;
-                for (k, v) in &options.feature_overrides {
+                for (key, k, v) in &options.config_overrides {
                     ::redis::cmd("HSET")
-                        .arg(format!("FEATURE|{FEATURE}"))
+                        .arg(key)
                         .arg(k)
                         .arg(v)
                         .query::<()>(&mut c)?;
