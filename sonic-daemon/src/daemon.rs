@@ -117,8 +117,12 @@ pub struct Options {
     pub timers_file: Option<PathBuf>,
     /// The SONiC build version (label `sonic_version`).
     pub sonic_version: String,
-    /// Crash-test hook: stop right after this many executed actions.
+    /// Crash-test hook: stop right after this many executed actions (the last one's result is
+    /// lost).
     pub abort_after_actions: Option<u64>,
+    /// Crash-test hook: stop right before starting the action with this number (1-based; the
+    /// action is lost).
+    pub abort_before_action: Option<u64>,
     /// Reconnect behaviour of the subscriptions.
     pub subscribe: SubscribeOptions,
     /// First delay before a failed reconcile or subscription is retried (doubled up to
@@ -136,6 +140,7 @@ impl Options {
             timers_file: None,
             sonic_version: sonic_version.into(),
             abort_after_actions: None,
+            abort_before_action: None,
             subscribe: SubscribeOptions::default(),
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
@@ -322,6 +327,9 @@ pub async fn run(
             && !terminating
             && let Some(a) = d.queue.pop_front()
         {
+            if d.options.abort_before_action == Some(d.executed + 1) {
+                return Ok(Exit::Aborted(d.executed));
+            }
             inflight = Some(d.start(a));
         }
         if terminating && inflight.is_none() {

@@ -22,6 +22,8 @@ pub const ENV_NODE_NAME: &str = "SONIC_CTRMGRD_NODE_NAME";
 pub const ENV_SKIP_ROOT_CHECK: &str = "SONIC_CTRMGRD_SKIP_ROOT_CHECK";
 /// Test hook: abort the process right after the N-th executed action (crash-safety tests).
 pub const ENV_ABORT_AFTER_ACTIONS: &str = "SONIC_CTRMGRD_ABORT_AFTER_ACTIONS";
+/// Test hook: abort the process right before starting the N-th action.
+pub const ENV_ABORT_BEFORE_ACTION: &str = "SONIC_CTRMGRD_ABORT_BEFORE_ACTION";
 /// The `systemctl` program (default `systemctl`, found on `PATH`).
 pub const ENV_SYSTEMCTL: &str = "SONIC_CTRMGRD_SYSTEMCTL";
 
@@ -78,6 +80,8 @@ pub struct Settings {
     pub skip_root_check: bool,
     /// Crash-test hook: abort after this many executed actions.
     pub abort_after_actions: Option<u64>,
+    /// Crash-test hook: abort before starting the action with this number.
+    pub abort_before_action: Option<u64>,
     /// The `systemctl` program.
     pub systemctl: PathBuf,
 }
@@ -104,20 +108,27 @@ impl Settings {
         let node = var(ENV_NODE_NAME)
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| hostname.to_owned());
-        let abort_after_actions = match var(ENV_ABORT_AFTER_ACTIONS).filter(|v| !v.is_empty()) {
-            None => None,
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| SettingsError::Env {
-                name: ENV_ABORT_AFTER_ACTIONS,
-                value: v.clone(),
-                reason: "expected a whole number of actions",
-            })?),
+        let count = |name: &'static str| match var(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| SettingsError::Env {
+                    name,
+                    value: v.clone(),
+                    reason: "expected a whole number of actions",
+                }),
         };
+        let abort_after_actions = count(ENV_ABORT_AFTER_ACTIONS)?;
+        let abort_before_action = count(ENV_ABORT_BEFORE_ACTION)?;
         Ok(Self {
             remote_ctr_config: path(ENV_REMOTE_CTR_CONFIG, DEFAULT_REMOTE_CTR_CONFIG),
             sonic_version_file: path(ENV_SONIC_VERSION_FILE, DEFAULT_SONIC_VERSION_FILE),
             kube: KubeSettings::new(&node).with_paths(paths),
             skip_root_check: var(ENV_SKIP_ROOT_CHECK).as_deref() == Some("1"),
             abort_after_actions,
+            abort_before_action,
             systemctl: path(ENV_SYSTEMCTL, "systemctl"),
         })
     }

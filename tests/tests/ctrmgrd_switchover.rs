@@ -98,3 +98,82 @@ async fn f1_local_to_kube_switch_over_ends_with_the_kube_image_as_golden() -> an
     sw.teardown().await;
     Ok(())
 }
+
+/// Where the crash-test hook kills ctrmgrd.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// Right after the n-th action finished, before its result was recorded.
+    After(u64),
+    /// Right before the n-th action started.
+    Before(u64),
+}
+
+/// Runs the switch-over with ctrmgrd killed at `kill` (the hook ends the daemon without any
+/// cleanup, as SIGKILL would), then starts a fresh ctrmgrd on the same databases, units and
+/// master: it must reach the same end state. Returns whether the kill happened.
+async fn killed_at(kill: Kill) -> anyhow::Result<bool> {
+    let (name, after, before) = match kill {
+        Kill::After(n) => (format!("ka{n}snmp"), Some(n), None),
+        Kill::Before(n) => (format!("kb{n}snmp"), None, Some(n)),
+    };
+    let mut sw = Switch::new(&name).await?;
+    sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
+        .await?;
+    sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "1s")])
+        .await?;
+    sw.boot_feature().await?;
+    sw.start_kubelet();
+    let first = sw.start_daemon_with(after, before).await?;
+    let mut handle = first.handle;
+    let killed = tokio::select! {
+        r = &mut handle => matches!(r??, sonic_daemon::Exit::Aborted(_)),
+        r = assert_switched_to_kube(&sw, DEADLINE) => { r?; false }
+    };
+    if !killed {
+        let _ = first.control.send(sonic_daemon::Control::Terminate);
+        let _ = handle.await;
+    }
+    let second = sw.start_daemon(None).await?;
+    assert_switched_to_kube(&sw, DEADLINE).await.map_err(|e| {
+        anyhow::anyhow!("after a kill at {kill:?}: {e:#}\n{:?}", second.log.lines())
+    })?;
+    second.terminate().await?;
+    sw.teardown().await;
+    Ok(killed)
+}
+
+async fn kill_points(kills: Vec<Kill>) -> anyhow::Result<()> {
+    for kill in kills {
+        assert!(
+            killed_at(kill).await?,
+            "the switch-over ended before the kill at {kill:?}"
+        );
+    }
+    Ok(())
+}
+
+// The switch-over takes 18 or more actions; 2 x 18 kill points, each a real kill.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_over_killed_after_actions_1_to_9_reaches_the_same_end_state() -> anyhow::Result<()>
+{
+    kill_points((1..=9).map(Kill::After).collect()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_over_killed_after_actions_10_to_18_reaches_the_same_end_state() -> anyhow::Result<()>
+{
+    kill_points((10..=18).map(Kill::After).collect()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_over_killed_before_actions_1_to_9_reaches_the_same_end_state() -> anyhow::Result<()>
+{
+    kill_points((1..=9).map(Kill::Before).collect()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_over_killed_before_actions_10_to_18_reaches_the_same_end_state()
+-> anyhow::Result<()> {
+    kill_points((10..=18).map(Kill::Before).collect()).await
+}

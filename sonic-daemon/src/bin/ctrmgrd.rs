@@ -6,7 +6,8 @@
 //! `SONIC_REMOTE_CTR_CONFIG`, `SONIC_VERSION_FILE`, `SONIC_CTRMGRD_KUBE_ROOT`,
 //! `SONIC_KUBE_CA_BUNDLE`, `SONIC_CTRMGRD_NODE_NAME`, `SONIC_CTRMGRD_SYSTEMCTL`,
 //! `SONIC_CTRMGRD_SKIP_ROOT_CHECK=1` (tests and lab only), `SONIC_CTRMGRD_ABORT_AFTER_ACTIONS=N`
-//! (crash tests: abort right after the N-th executed action).
+//! / `SONIC_CTRMGRD_ABORT_BEFORE_ACTION=N` (crash tests: abort right after the N-th executed action
+//! / right before starting the N-th).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ async fn serve(settings: Settings) -> anyhow::Result<Exit> {
     let mut options = Options::new(timers, version);
     options.timers_file = Some(settings.remote_ctr_config.clone());
     options.abort_after_actions = settings.abort_after_actions;
+    options.abort_before_action = settings.abort_before_action;
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;

@@ -380,6 +380,15 @@ impl Switch {
 
     /// ctrmgrd in-process with this switch's ports; `abort_after` is the crash-test hook.
     pub async fn start_daemon(&self, abort_after: Option<u64>) -> anyhow::Result<RunningDaemon> {
+        self.start_daemon_with(abort_after, None).await
+    }
+
+    /// ctrmgrd in-process with both crash-test hooks (after the n-th action, before the n-th).
+    pub async fn start_daemon_with(
+        &self,
+        abort_after: Option<u64>,
+        abort_before: Option<u64>,
+    ) -> anyhow::Result<RunningDaemon> {
         let cfg = SonicDbConfig::load(self.redis.database_config_path())?;
         let dbs = open_databases(&cfg).await?;
         let docker = Arc::new(BollardRuntime::new(DockerClient::new(&self.docker_host)?));
@@ -395,6 +404,7 @@ impl Switch {
         let mut options = Options::new(RemoteCtrConfig::from_json_str(TIMERS)?, "20201230.111");
         options.timers_file = Some(self.timers_path.clone());
         options.abort_after_actions = abort_after;
+        options.abort_before_action = abort_before;
         options.retry_max = Duration::from_secs(2);
         let (tx, rx) = mpsc::unbounded_channel();
         let log = MemoryLog::new();
