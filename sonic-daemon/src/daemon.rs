@@ -436,8 +436,12 @@ impl Daemon {
                 let mut text = e.to_string();
                 let mut src = std::error::Error::source(e);
                 while let Some(s) = src {
-                    text.push_str(": ");
-                    text.push_str(&s.to_string());
+                    // Adapters often repeat their source in their own message.
+                    let more = s.to_string();
+                    if !text.contains(&more) {
+                        text.push_str(": ");
+                        text.push_str(&more);
+                    }
                     src = s.source();
                 }
                 self.report.problem(&topic, &text);

@@ -91,7 +91,7 @@ async fn f1_local_to_kube_switch_over_ends_with_the_kube_image_as_golden() -> an
         sw.status_field("container_version").await.as_deref(),
         Some(KUBE_VERSION)
     );
-    assert_eq!(sw.kube.store().node(NODE).is_some(), true);
+    assert!(sw.kube.store().node(NODE).is_some());
 
     let exit = daemon.terminate().await?;
     assert_eq!(exit, sonic_daemon::Exit::Terminated);

@@ -1,0 +1,128 @@
+//! ctrmgrd under faults, end to end: the master down while labels change (L*: the node ends with
+//! exactly the desired labels, the outage is logged once), Redis restarted mid-scenario
+//! (subscriptions reconnect and the daemon reconciles), SIGTERM finishing cleanly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ctrmgrd_common;
+
+use std::time::Duration;
+
+use ctrmgrd_common::{Switch, wait_for};
+use sonic_db::Fields;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+async fn set_desired(sw: &Switch, pairs: &[(&str, &str)]) -> anyhow::Result<()> {
+    let f: Fields = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    sw.state_db()
+        .await?
+        .mod_entry("KUBE_LABELS", "SET", &f)
+        .await?;
+    Ok(())
+}
+
+async fn connected(sw: &Switch) -> bool {
+    match sw.state_db().await {
+        Ok(db) => {
+            db.get_entry("KUBERNETES_MASTER", "SERVER")
+                .await
+                .unwrap_or_default()
+                .get("connected")
+                .map(String::as_str)
+                == Some("true")
+        }
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery()
+-> anyhow::Result<()> {
+    let mut sw = Switch::new("l2snmp").await?;
+    sw.start_kubelet();
+    let daemon = sw.start_daemon(None).await?;
+    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    set_desired(&sw, &[("foo", "bar")]).await?;
+    wait_for("foo=bar on the node", DEADLINE, || async {
+        sw.node_labels().get("foo").map(String::as_str) == Some("bar")
+    })
+    .await?;
+
+    let before = daemon.log.lines().len();
+    sw.kube.set_down(true).await?;
+    for i in 0..5 {
+        set_desired(&sw, &[("foo", &format!("v{i}")), (&format!("k{i}"), "x")]).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Retries happen (retry_labels_update_seconds = 1) but the problem is logged once.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let problems = daemon
+        .log
+        .lines()
+        .iter()
+        .skip(before)
+        .filter(|(_, l)| l.starts_with("kubernetes master:") && !l.ends_with("recovered"))
+        .count();
+    assert_eq!(problems, 1, "{:?}", daemon.log.lines());
+
+    sw.kube.set_down(false).await?;
+    wait_for("the desired labels on the node", DEADLINE, || async {
+        let l = sw.node_labels();
+        l.get("foo").map(String::as_str) == Some("v4")
+            && (0..5).all(|i| l.get(&format!("k{i}")).map(String::as_str) == Some("x"))
+    })
+    .await?;
+    wait_for("recovery logged", DEADLINE, || async {
+        daemon.log.lines()[before..]
+            .iter()
+            .filter(|(_, l)| l == "kubernetes master: recovered")
+            .count()
+            == 1
+    })
+    .await?;
+    assert_eq!(daemon.terminate().await?, sonic_daemon::Exit::Terminated);
+    sw.teardown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_scenario_the_daemon_reconnects_and_reconciles() -> anyhow::Result<()> {
+    let mut sw = Switch::new("rrsnmp").await?;
+    sw.start_kubelet();
+    let daemon = sw.start_daemon(None).await?;
+    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    set_desired(&sw, &[("before", "restart")]).await?;
+    wait_for("label before the restart", DEADLINE, || async {
+        sw.node_labels().get("before").map(String::as_str) == Some("restart")
+    })
+    .await?;
+    // Persistence is off: the restarted redis is empty, like STATE_DB after a reboot of the
+    // database container. The daemon must rebuild from what it finds.
+    sw.redis.restart()?;
+    let server: Fields = [
+        ("ip".to_string(), "127.0.0.1".to_string()),
+        ("port".to_string(), sw.kube.addr().port().to_string()),
+    ]
+    .into();
+    sw.config_db()
+        .await?
+        .set_entry("KUBERNETES_MASTER", "SERVER", &server)
+        .await?;
+    set_desired(&sw, &[("after", "restart")]).await?;
+    wait_for("connected recorded again", DEADLINE, || connected(&sw)).await?;
+    wait_for("label written after the restart", DEADLINE, || async {
+        sw.node_labels().get("after").map(String::as_str) == Some("restart")
+    })
+    .await?;
+    assert!(
+        daemon.log.count("redis: recovered") >= 1,
+        "{:?}",
+        daemon.log.lines()
+    );
+    assert_eq!(daemon.terminate().await?, sonic_daemon::Exit::Terminated);
+    sw.teardown().await;
+    Ok(())
+}
