@@ -36,7 +36,7 @@ pub async fn run(inv: &Invocation<ConfigAction>, dbs: &SonicDbConfig) -> Result<
         }
         ConfigAction::FeatureOwner => set_host_field(dbs, name, feature::SET_OWNER, value).await,
         ConfigAction::FeatureFallback => {
-            // Upstream's values: `on` stores no_fallback_to_local=false (see COMPAT-NOTES.md).
+            // Upstream's values: `on` stores no_fallback_to_local=false (see docs/COMPATIBILITY.md).
             let stored = if value == "on" { "false" } else { "true" };
             set_host_field(dbs, name, feature::NO_FALLBACK_TO_LOCAL, stored).await
         }

@@ -9,7 +9,7 @@
 //! - [`render`]: pure render functions of every output, over [`tabulate`] and [`natsort`];
 //! - [`app`]: what the binaries run: dispatch, the root check, the runtime, exit codes.
 //!
-//! Deliberate differences from upstream are listed in COMPAT-NOTES.md, the JSON forms in JSON.md.
+//! Deliberate differences from upstream are listed in docs/COMPATIBILITY.md, the JSON forms in JSON.md.
 
 pub mod app;
 pub mod click;

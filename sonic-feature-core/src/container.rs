@@ -3,7 +3,7 @@
 //! driven by poll ticks.
 //!
 //! Upstream: `src/sonic-ctrmgrd/ctrmgr/container` (upstream-ctrmgrd.md §2); every deliberate
-//! difference is listed in `COMPAT-NOTES.md`.
+//! difference is listed in docs/COMPATIBILITY.md.
 
 use std::fmt;
 use std::time::Duration;

@@ -254,7 +254,7 @@ pub struct Settings {
 
 impl Settings {
     /// Width from `COLUMNS` like Python's `shutil.get_terminal_size`; without it 80 columns are
-    /// assumed (the terminal itself is not queried, see COMPAT-NOTES.md).
+    /// assumed (the terminal itself is not queried, see docs/COMPATIBILITY.md).
     pub fn from_env() -> Self {
         let columns = std::env::var("COLUMNS")
             .ok()
