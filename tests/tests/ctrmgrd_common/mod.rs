@@ -21,6 +21,7 @@ use sonic_db::{Fields, Namespace, RedisFeatureStore, SonicDb, SonicDbConfig};
 use sonic_docker_adapter::{BollardRuntime, CreateSpec, DockerClient};
 use sonic_feature_core::exec::container_startup;
 use sonic_feature_core::model::{ContainerId, FeatureName, RemoteCtrConfig, SetOwner, Version};
+use sonic_feature_core::ports::ServiceManager;
 use sonic_feature_core::startup::StartupArgs;
 use sonic_kube_adapter::{
     CommandError, CommandOutput, CommandRunner, CommandSpec, KubeNodeCluster, KubePaths,
@@ -28,6 +29,7 @@ use sonic_kube_adapter::{
 };
 use sonic_tests::docker::{ImageSpec, build_image, docker_host};
 use sonic_tests::fake_kube::FakeKube;
+use sonic_tests::lab::control::{self, CONTROL_ENV, Handler, Reply};
 use sonic_tests::redis::RedisServer;
 use sonic_tests::service_manager::{EmulatedServiceManager, workspace_binary};
 use tokio::sync::mpsc;
@@ -74,6 +76,22 @@ where
 pub struct NodeCommands {
     kubelet_config: PathBuf,
     pub calls: std::sync::Mutex<Vec<Vec<String>>>,
+    /// `kubeadm join` takes this many milliseconds (an action in flight for signal tests).
+    pub join_delay_ms: std::sync::atomic::AtomicU64,
+    /// `kubeadm join` fails (exit 1) while set.
+    pub fail_join: AtomicBool,
+}
+
+impl NodeCommands {
+    /// How many `kubeadm join` ran so far.
+    pub fn joins(&self) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.starts_with(&["kubeadm".to_string(), "join".to_string()]))
+            .count()
+    }
 }
 
 #[async_trait]
@@ -84,6 +102,17 @@ impl CommandRunner for NodeCommands {
             .argv
             .starts_with(&["kubeadm".to_string(), "join".to_string()])
         {
+            let delay = self.join_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if self.fail_join.load(Ordering::SeqCst) {
+                return Ok(CommandOutput {
+                    code: Some(1),
+                    stdout: String::new(),
+                    stderr: "error execution phase preflight: cannot reach the master".into(),
+                });
+            }
             std::fs::create_dir_all(self.kubelet_config.parent().unwrap()).unwrap();
             std::fs::write(&self.kubelet_config, "kind: KubeletConfiguration\n").unwrap();
         }
@@ -141,11 +170,17 @@ impl Switch {
     /// 1.0.0) and a downloadable kube image (`registry.test/sonic/docker-<f>:2.0.0`), with the
     /// master configured in CONFIG_DB.
     pub async fn new(feature: &str) -> anyhow::Result<Self> {
+        let docker_host = docker_host().context("a docker engine must be available")?;
+        Self::on_engine(feature, docker_host).await
+    }
+
+    /// The same switch on the docker engine at `docker_host` (a private one that the test
+    /// restarts, for instance).
+    pub async fn on_engine(feature: &str, docker_host: String) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let redis = RedisServer::start().context("redis-server must start")?;
         let kube = FakeKube::start_https().await?;
         kube.store().add_node(NODE, &[], true);
-        let docker_host = docker_host().context("a docker engine must be available")?;
         let docker = DockerClient::new(&docker_host)?;
         let feature = FeatureName::parse(feature)?;
 
@@ -163,6 +198,8 @@ impl Switch {
         let runner = Arc::new(NodeCommands {
             kubelet_config: paths.kubelet_config.clone(),
             calls: Default::default(),
+            join_delay_ms: Default::default(),
+            fail_join: AtomicBool::new(false),
         });
         let mut kube_settings = KubeSettings::new(NODE).with_paths(paths);
         kube_settings.request_timeout = Duration::from_secs(3);
@@ -171,10 +208,12 @@ impl Switch {
         // Images and the local container, as the SONiC image ships them.
         let local_image = format!("docker-{feature}");
         let kube_image = format!("{REGISTRY}/docker-{feature}");
+        // The shell stops on SIGTERM at once: a bare `sleep` as PID 1 ignores it, and every
+        // `docker stop` of the switch-over would wait docker's 10 s grace period.
         let spec = |v: &str| {
             ImageSpec::new()
                 .env("IMAGE_VERSION", v)
-                .cmd(["sleep", "100000"])
+                .cmd(["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"])
                 .label("org.sonic-tests.feature", feature.as_str())
         };
         let local_id = build_image(
@@ -498,4 +537,197 @@ pub async fn assert_switched_to_kube(sw: &Switch, deadline: Duration) -> anyhow:
     })
     .await?;
     Ok(())
+}
+
+/// The real `ctrmgrd` binary running against a [`Switch`]: its node programs (`systemctl`,
+/// `kubeadm`, `modprobe`) are the `sonic-lab` shim forwarding to this test process, which
+/// answers with the switch's emulated units and node commands; stderr (ctrmgrd logs there when
+/// there is no syslog socket) goes to a file.
+pub struct RealDaemon {
+    pub child: tokio::process::Child,
+    pub log_path: PathBuf,
+    control: JoinHandle<()>,
+}
+
+impl RealDaemon {
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id().expect("ctrmgrd runs") as i32)
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        nix::sys::signal::kill(self.pid(), signal)?;
+        Ok(())
+    }
+
+    /// What ctrmgrd logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit (at most `deadline`).
+    pub async fn wait_exit(
+        &mut self,
+        deadline: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .with_context(|| {
+                format!("ctrmgrd did not exit within {deadline:?}\n{}", self.log())
+            })??;
+        Ok(status)
+    }
+
+    /// Ends the process with SIGKILL (no cleanup, as a crash) and waits for it.
+    pub async fn kill9(&mut self) -> anyhow::Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGKILL)?;
+        self.wait_exit(Duration::from_secs(30)).await?;
+        Ok(())
+    }
+}
+
+impl Drop for RealDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        self.control.abort();
+    }
+}
+
+impl Switch {
+    /// The environment the real ctrmgrd runs with on this switch (without `PATH`).
+    pub fn ctrmgrd_env(&self) -> Vec<(String, std::ffi::OsString)> {
+        let shims = self.dir.path().join("bin");
+        vec![
+            (
+                "SONIC_DB_CONFIG".into(),
+                self.redis.database_config_path().into(),
+            ),
+            ("DOCKER_HOST".into(), self.docker_host.clone().into()),
+            (
+                "SONIC_REMOTE_CTR_CONFIG".into(),
+                self.timers_path.clone().into(),
+            ),
+            (
+                "SONIC_VERSION_FILE".into(),
+                self.dir.path().join("sonic_version.yml").into(),
+            ),
+            ("SONIC_CTRMGRD_KUBE_ROOT".into(), self.dir.path().into()),
+            (
+                "SONIC_KUBE_CA_BUNDLE".into(),
+                self.dir.path().join("master-ca.pem").into(),
+            ),
+            ("SONIC_CTRMGRD_NODE_NAME".into(), NODE.into()),
+            (
+                "SONIC_CTRMGRD_SYSTEMCTL".into(),
+                shims.join("systemctl").into(),
+            ),
+            (
+                CONTROL_ENV.into(),
+                control::socket_path(self.dir.path()).into(),
+            ),
+        ]
+    }
+
+    /// Starts `target/debug/ctrmgrd` on this switch with `extra` environment variables (the
+    /// root check is skipped unless `extra` says otherwise).
+    pub async fn start_real_daemon(&self, extra: &[(&str, &str)]) -> anyhow::Result<RealDaemon> {
+        let bin = workspace_binary("ctrmgrd")?;
+        let shims = self.dir.path().join("bin");
+        std::fs::create_dir_all(&shims)?;
+        for name in ["systemctl", "kubeadm", "modprobe"] {
+            let link = shims.join(name);
+            if !link.exists() {
+                std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sonic-lab"), &link)?;
+            }
+        }
+        std::fs::write(
+            self.dir.path().join("sonic_version.yml"),
+            "build_version: '20201230.111'\n",
+        )?;
+        let services = self.services.clone();
+        let runner = self.runner.clone();
+        let handler: Handler = Arc::new(move |argv: Vec<String>| {
+            let services = services.clone();
+            let runner = runner.clone();
+            Box::pin(async move { node_program(&services, &runner, argv).await })
+        });
+        let socket = control::socket_path(self.dir.path());
+        let control = control::serve(&socket, handler)?;
+        let log_path = self.dir.path().join(format!(
+            "ctrmgrd-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let log = std::fs::File::create(&log_path)?;
+        let path = format!(
+            "{}:{}",
+            shims.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+        );
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.envs(self.ctrmgrd_env())
+            .env("PATH", path)
+            .env("SONIC_CTRMGRD_SKIP_ROOT_CHECK", "1")
+            .envs(extra.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        Ok(RealDaemon {
+            child,
+            log_path,
+            control,
+        })
+    }
+}
+
+/// The node programs ctrmgrd runs, answered by the switch's emulation.
+async fn node_program(
+    services: &EmulatedServiceManager,
+    runner: &NodeCommands,
+    argv: Vec<String>,
+) -> Reply {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["systemctl", _, "kubelet"] | ["modprobe", ..] => Reply::ok(),
+        ["kubeadm", ..] => {
+            let spec = CommandSpec::new(argv.clone(), Duration::from_secs(60));
+            match runner.run(&spec).await {
+                Ok(out) => Reply {
+                    code: out.code.unwrap_or(1),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                },
+                Err(e) => Reply::fail(1, e.to_string()),
+            }
+        }
+        ["systemctl", verb, unit] | ["systemctl", verb, "--quiet", unit] => {
+            let Ok(f) = FeatureName::parse(unit) else {
+                return Reply::fail(5, format!("Unit {unit}.service not found."));
+            };
+            let r = match *verb {
+                "reset-failed" => Ok(()),
+                "is-active" => {
+                    return match services.is_active(&f).await {
+                        Ok(true) => Reply::ok(),
+                        Ok(false) => Reply::fail(3, ""),
+                        Err(e) => Reply::fail(1, e.to_string()),
+                    };
+                }
+                "restart" => services.restart(&f).await,
+                "start" => services.start(&f).await,
+                "stop" => services.stop(&f).await,
+                other => return Reply::fail(1, format!("unsupported systemctl {other}")),
+            };
+            match r {
+                Ok(()) => Reply::ok(),
+                Err(e) => Reply::fail(1, format!("Job for {unit}.service failed: {e}")),
+            }
+        }
+        _ => Reply::fail(1, format!("unsupported command {}", argv.join(" "))),
+    }
 }
