@@ -21,7 +21,7 @@ use sonic_db::schema::{self, Origin};
 use sonic_db::{
     Fields, LinkState, Namespace, RedisFeatureStore, SonicDb, SubscribeOptions, TableEvent, TableOp,
 };
-use sonic_feature_core::exec::{Executed, ManagerPorts, execute_manager_action};
+use sonic_feature_core::exec::{Executed, ManagerPorts, error_chain, execute_manager_action};
 use sonic_feature_core::manager::{Action, Event, Manager};
 use sonic_feature_core::model::{
     FeatureConfig, FeatureName, FeatureStatus, ImageMgmt, NodeLabels, RemoteCtrConfig,
@@ -432,20 +432,7 @@ impl Daemon {
     fn finished(&mut self, generation: u64, action: &Action, executed: Executed) {
         let topic = Self::topic(action);
         match &executed.error {
-            Some(e) => {
-                let mut text = e.to_string();
-                let mut src = std::error::Error::source(e);
-                while let Some(s) = src {
-                    // Adapters often repeat their source in their own message.
-                    let more = s.to_string();
-                    if !text.contains(&more) {
-                        text.push_str(": ");
-                        text.push_str(&more);
-                    }
-                    src = s.source();
-                }
-                self.report.problem(&topic, &text);
-            }
+            Some(e) => self.report.problem(&topic, &error_chain(e)),
             None => {
                 self.report.resolved(&topic);
                 self.retry_delay = self.options.retry_min;

@@ -38,7 +38,8 @@ pub mod feature_config {
     pub const STATE: &str = "state";
     /// Auto-restart setting, same values as `state`.
     pub const AUTO_RESTART: &str = "auto_restart";
-    /// Whole minutes a kube-owned feature may be down before it is failed; 0 disables.
+    /// How long a kube-owned feature may be down before it is failed: whole minutes (HLD) or a
+    /// number with a unit `s`, `m`, `h`, `d` (`30s`); 0 disables.
     pub const KUBE_FAILURE_DETECTION: &str = "kube_failure_detection";
 }
 
@@ -96,6 +97,8 @@ pub mod server_status {
     pub const PORT: &str = "port";
     /// `%Y-%m-%d %H:%M:%S` of the last change.
     pub const UPDATE_TIME: &str = "update_time";
+    /// Why the last join or node label push failed (absent once it works); not upstream.
+    pub const LAST_ERROR: &str = "last_error";
 }
 
 /// STATE_DB `KUBERNETES_MASTER|REQUEST`: a join or reset request from `config kubernetes
@@ -286,7 +289,7 @@ pub fn parse_feature_config(o: &Origin<'_>, fields: &Fields) -> Result<FeatureCo
             .map_err(o.field_err(f::NO_FALLBACK_TO_LOCAL))?,
         state: get(fields, f::STATE).map(AdminState::parse),
         auto_restart: get(fields, f::AUTO_RESTART).map(AdminState::parse),
-        kube_failure_detection: FeatureConfig::parse_failure_detection(get(
+        kube_failure_detection: FeatureConfig::parse_failure_detection_duration(get(
             fields,
             f::KUBE_FAILURE_DETECTION,
         ))
@@ -309,7 +312,7 @@ pub fn feature_config_fields(c: &FeatureConfig) -> Fields {
     if let Some(d) = c.kube_failure_detection {
         out.insert(
             f::KUBE_FAILURE_DETECTION.into(),
-            (d.as_secs() / 60).to_string(),
+            FeatureConfig::render_failure_detection(d),
         );
     }
     out
@@ -420,6 +423,9 @@ pub fn parse_server_status(o: &Origin<'_>, fields: &Fields) -> Result<ServerStat
         ip: get(fields, f::IP).map(str::to_string),
         port,
         update_time: get(fields, f::UPDATE_TIME).map(str::to_string),
+        last_error: get(fields, f::LAST_ERROR)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -437,6 +443,9 @@ pub fn server_status_fields(s: &ServerStatus) -> Fields {
     }
     if let Some(t) = &s.update_time {
         out.insert(f::UPDATE_TIME.into(), t.clone());
+    }
+    if let Some(e) = &s.last_error {
+        out.insert(f::LAST_ERROR.into(), e.clone());
     }
     out
 }
@@ -596,6 +605,74 @@ mod tests {
             parse_feature_config(&CFG, &feature_config_fields(&c)).unwrap(),
             c
         );
+    }
+
+    #[test]
+    fn kube_failure_detection_is_minutes_or_a_duration_with_a_unit_and_round_trips() {
+        for (text, secs, rendered) in [
+            ("5", 300, "5"),
+            ("30s", 30, "30s"),
+            ("2m", 120, "2"),
+            ("90s", 90, "90s"),
+            ("1h", 3600, "60"),
+        ] {
+            let c = parse_feature_config(&CFG, &f(&[("kube_failure_detection", text)])).unwrap();
+            assert_eq!(
+                c.kube_failure_detection,
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
+            let fields = feature_config_fields(&c);
+            assert_eq!(
+                fields.get("kube_failure_detection").map(String::as_str),
+                Some(rendered)
+            );
+            assert_eq!(parse_feature_config(&CFG, &fields).unwrap(), c, "{text}");
+        }
+        for off in ["0", "0s", ""] {
+            let c = parse_feature_config(&CFG, &f(&[("kube_failure_detection", off)])).unwrap();
+            assert_eq!(c.kube_failure_detection, None, "{off:?}");
+        }
+        let e = parse_feature_config(&CFG, &f(&[("kube_failure_detection", "5x")])).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "CONFIG_DB FEATURE|snmp field kube_failure_detection: invalid duration \"5x\""
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn server_status_with_its_last_error_round_trips() {
+        let o = Origin {
+            db: "STATE_DB",
+            table: server_status::TABLE,
+            key: server_status::KEY,
+        };
+        let s = ServerStatus {
+            connected: false,
+            ip: None,
+            port: None,
+            update_time: Some("2020-12-08 22:59:57".into()),
+            last_error: Some("join failed: connection refused".into()),
+        };
+        let fields = server_status_fields(&s);
+        assert_eq!(
+            fields.get("last_error").map(String::as_str),
+            Some("join failed: connection refused")
+        );
+        assert_eq!(parse_server_status(&o, &fields).unwrap(), s);
+        let ok = ServerStatus {
+            last_error: None,
+            ..s
+        };
+        let fields = server_status_fields(&ok);
+        assert!(!fields.contains_key("last_error"), "{fields:?}");
+        assert_eq!(parse_server_status(&o, &fields).unwrap(), ok);
+        // An empty field (written by hand) is no problem.
+        let mut fields = fields;
+        fields.insert("last_error".into(), String::new());
+        assert_eq!(parse_server_status(&o, &fields).unwrap(), ok);
     }
 
     #[test]

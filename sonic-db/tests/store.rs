@@ -305,14 +305,32 @@ async fn server_status_is_written_whole_and_read_back() {
         ip: Some("10.0.0.1".into()),
         port: Some(6443),
         update_time: Some("2020-12-08 22:59:57".into()),
+        last_error: None,
     };
     store.write_server_status(&joined).await.unwrap();
     assert_eq!(store.server_status().await.unwrap(), joined);
+    let failing = ServerStatus {
+        connected: false,
+        ip: None,
+        port: None,
+        update_time: Some("2020-12-08 22:59:59".into()),
+        last_error: Some("join failed: connection refused".into()),
+    };
+    store.write_server_status(&failing).await.unwrap();
+    assert_eq!(store.server_status().await.unwrap(), failing);
+    assert_eq!(
+        raw(&server, STATE_DB, "KUBERNETES_MASTER|SERVER")
+            .get("last_error")
+            .map(String::as_str),
+        Some("join failed: connection refused")
+    );
+    // Replace semantics: the problem field goes away with the next status without one.
     let reset = ServerStatus {
         connected: false,
         ip: None,
         port: None,
         update_time: Some("2020-12-08 23:00:00".into()),
+        last_error: None,
     };
     store.write_server_status(&reset).await.unwrap();
     assert_eq!(

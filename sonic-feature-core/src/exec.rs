@@ -417,13 +417,29 @@ impl Executed {
     }
 }
 
+/// An error with its sources, each source left out when the message above already says it
+/// (adapters often repeat their source in their own message).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        src = s.source();
+    }
+    text
+}
+
 /// Carries out one manager action; `Alert` has no port and is left to the daemon's log.
 pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) -> Executed {
     match action {
         Action::Join(r, cfg) => match ports.cluster.join(cfg, false).await {
             Ok(()) => Executed::answer(Event::JoinSucceeded(*r)),
             Err(e) => Executed {
-                event: Some(Event::JoinFailed(*r)),
+                event: Some(Event::JoinFailed(*r, error_chain(&e))),
                 error: Some(e),
             },
         },
@@ -447,7 +463,7 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
             match ports.cluster.patch_labels(&p.set, &p.remove).await {
                 Ok(()) => Executed::answer(Event::LabelsPatched(*r)),
                 Err(e) => Executed {
-                    event: Some(Event::LabelsPatchFailed(*r)),
+                    event: Some(Event::LabelsPatchFailed(*r, error_chain(&e))),
                     error: Some(e),
                 },
             }
@@ -1088,7 +1104,10 @@ mod tests {
             ..ServerConfig::default()
         };
         let r = p.run(&Action::Join(RequestId(7), cfg));
-        assert_eq!(r.event, Some(Event::JoinFailed(RequestId(7))));
+        assert_eq!(
+            r.event,
+            Some(Event::JoinFailed(RequestId(7), "connection refused".into()))
+        );
         assert!(r.error.is_some());
     }
 

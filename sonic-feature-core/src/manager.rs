@@ -113,16 +113,18 @@ pub enum Event {
     },
     /// Answer to [`Action::Join`]: success.
     JoinSucceeded(RequestId),
-    /// Answer to [`Action::Join`]: failure.
-    JoinFailed(RequestId),
+    /// Answer to [`Action::Join`]: failure, with what went wrong (recorded in the server
+    /// status).
+    JoinFailed(RequestId, String),
     /// Answer to [`Action::ReadNodeLabels`].
     NodeLabelsRead(RequestId, NodeLabels),
     /// Answer to [`Action::ReadNodeLabels`]: failure.
     NodeLabelsReadFailed(RequestId),
     /// Answer to [`Action::PatchNodeLabels`]: success.
     LabelsPatched(RequestId),
-    /// Answer to [`Action::PatchNodeLabels`]: failure.
-    LabelsPatchFailed(RequestId),
+    /// Answer to [`Action::PatchNodeLabels`]: failure, with what went wrong (recorded in the
+    /// server status).
+    LabelsPatchFailed(RequestId, String),
     /// Answer to [`Action::GatherImageFacts`].
     ImageFacts {
         /// The request answered.
@@ -243,13 +245,19 @@ impl fmt::Display for Action {
                 c.insecure
             ),
             Self::Reset => f.write_str("reset"),
-            Self::WriteServerStatus(s) => write!(
-                f,
-                "server status connected={} ip={} port={}",
-                s.connected,
-                s.ip.as_deref().unwrap_or(""),
-                s.port.map(|p| p.to_string()).unwrap_or_default()
-            ),
+            Self::WriteServerStatus(s) => {
+                write!(
+                    f,
+                    "server status connected={} ip={} port={}",
+                    s.connected,
+                    s.ip.as_deref().unwrap_or(""),
+                    s.port.map(|p| p.to_string()).unwrap_or_default()
+                )?;
+                match &s.last_error {
+                    Some(e) => write!(f, " last_error={e}"),
+                    None => Ok(()),
+                }
+            }
             Self::SetDesiredLabels(p) => {
                 f.write_str("desired labels ")?;
                 patch(f, p)
@@ -318,6 +326,17 @@ pub fn fallback_allowed(config: Option<&FeatureConfig>) -> bool {
     }
 }
 
+/// `5 minutes` or `30 seconds`, for messages.
+fn span(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match (secs % 60, secs / 60) {
+        (0, 1) => "1 minute".to_owned(),
+        (0, m) => format!("{m} minutes"),
+        (1, 0) => "1 second".to_owned(),
+        _ => format!("{secs} seconds"),
+    }
+}
+
 fn runs_under_kube(s: &FeatureStatus) -> bool {
     s.current_owner == CurrentOwner::Kube && s.remote_state == RemoteState::Running
 }
@@ -333,6 +352,8 @@ pub struct Manager {
     /// Last status written (without `update_time`).
     server_status: ServerStatus,
     connected: bool,
+    /// The latest join or label push failure, until the next success.
+    last_error: Option<String>,
     join_at: Option<Timestamp>,
     joining: Option<RequestId>,
     rejoin: bool,
@@ -355,6 +376,7 @@ impl Manager {
             server_cfg: ServerConfig::default(),
             server_status: ServerStatus::default(),
             connected: false,
+            last_error: None,
             join_at: None,
             joining: None,
             rejoin: false,
@@ -390,6 +412,8 @@ impl Manager {
                     self.started = true;
                     self.server_cfg = server_config;
                     let booted = server_status.update_time.is_none();
+                    // A problem recorded by an earlier run stays until this run succeeds.
+                    self.last_error = server_status.last_error.clone();
                     self.server_status = ServerStatus {
                         update_time: None,
                         ..server_status
@@ -419,10 +443,11 @@ impl Manager {
                     }
                 }
             }
-            Event::JoinFailed(r) => {
+            Event::JoinFailed(r, reason) => {
                 if self.joining == Some(r) {
                     self.joining = None;
                     self.connected = false;
+                    self.last_error = Some(format!("join failed: {reason}"));
                     self.write_server_status(false, &mut out);
                     if std::mem::take(&mut self.rejoin) {
                         self.handle_server(now, &mut out);
@@ -450,13 +475,18 @@ impl Manager {
                     self.patching = None;
                     self.journal.patched();
                     out.push(Action::SaveLabelJournal(self.journal.clone()));
+                    if self.last_error.take().is_some() {
+                        self.write_server_status(self.connected, &mut out);
+                    }
                     self.push_labels(&mut out);
                 }
             }
-            Event::LabelsPatchFailed(r) => {
+            Event::LabelsPatchFailed(r, reason) => {
                 if self.patching == Some(r) {
                     self.patching = None;
                     self.journal.patch_failed();
+                    self.last_error = Some(format!("node label update failed: {reason}"));
+                    self.write_server_status(self.connected, &mut out);
                     self.label_retry_at = Some(now.plus(self.timers.retry_labels_update));
                 }
             }
@@ -613,15 +643,15 @@ impl Manager {
         if deadline > now {
             return;
         }
-        let minutes = e
+        let period = e
             .config
             .as_ref()
             .and_then(|c| c.kube_failure_detection)
-            .map_or(0, |d| d.as_secs() / 60);
+            .unwrap_or_default();
         if !e.alerted {
             out.push(Action::Alert {
                 feature: f.clone(),
-                message: format!("not running under kubernetes for {minutes} minutes"),
+                message: format!("not running under kubernetes for {}", span(period)),
             });
             if let Some(e) = self.features.get_mut(f) {
                 e.alerted = true;
@@ -685,6 +715,8 @@ impl Manager {
         }
     }
 
+    /// Writes the server status if it changed: connected, the address joined and the latest
+    /// problem.
     fn write_server_status(&mut self, connected: bool, out: &mut Vec<Action>) {
         let mut s = self.server_status.clone();
         s.connected = connected;
@@ -692,6 +724,7 @@ impl Manager {
             s.ip = self.server_cfg.ip.clone();
             s.port = Some(self.server_cfg.port);
         }
+        s.last_error = self.last_error.clone();
         if s != self.server_status {
             self.server_status = s.clone();
             out.push(Action::WriteServerStatus(s));
@@ -700,6 +733,7 @@ impl Manager {
 
     fn on_joined(&mut self, out: &mut Vec<Action>) {
         self.connected = true;
+        self.last_error = None;
         self.write_server_status(true, out);
         let own = self.node.labels();
         let changes = own.into_iter().map(|(k, v)| (k, Some(v))).collect();

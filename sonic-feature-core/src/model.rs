@@ -679,8 +679,9 @@ impl FeatureConfig {
         }
     }
 
-    /// Turns the `kube_failure_detection` field (whole minutes, HLD) into a duration; absent,
-    /// empty or `0` means no monitoring.
+    /// The strict, minutes-only form of `kube_failure_detection` (HLD: `config feature
+    /// kube_failure_detection <f> <minutes>`); absent, empty or `0` means no monitoring. The
+    /// database accepts more, see [`FeatureConfig::parse_failure_detection_duration`].
     pub fn parse_failure_detection(value: Option<&str>) -> Result<Option<Duration>, ModelError> {
         let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
             return Ok(None);
@@ -697,6 +698,34 @@ impl FeatureConfig {
             .checked_mul(60)
             .ok_or_else(|| err("number is too large"))?;
         Ok((secs > 0).then(|| Duration::from_secs(secs)))
+    }
+
+    /// Turns the `kube_failure_detection` field into a duration: a bare number is whole minutes
+    /// (HLD), a number with a suffix `s`, `m`, `h` or `d` is read by [`parse_duration`] (so that
+    /// tests and labs can detect failures within seconds). Absent, empty or zero means no
+    /// monitoring.
+    pub fn parse_failure_detection_duration(
+        value: Option<&str>,
+    ) -> Result<Option<Duration>, ModelError> {
+        let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if v.chars().all(|c| c.is_ascii_digit()) {
+            return Self::parse_failure_detection(Some(v));
+        }
+        let d = parse_duration(v)?;
+        Ok((!d.is_zero()).then_some(d))
+    }
+
+    /// Renders a failure detection period the way [`FeatureConfig::parse_failure_detection_duration`]
+    /// reads it: whole minutes as a bare number (HLD), anything else in seconds (`30s`).
+    pub fn render_failure_detection(d: Duration) -> String {
+        let secs = d.as_secs();
+        if secs.is_multiple_of(60) {
+            (secs / 60).to_string()
+        } else {
+            format!("{secs}s")
+        }
     }
 }
 
@@ -936,6 +965,8 @@ pub struct ServerStatus {
     pub port: Option<u16>,
     /// Wall-clock time of the last change; its absence at manager start means "just booted".
     pub update_time: Option<String>,
+    /// Why the last join or node label push failed; cleared by the next success.
+    pub last_error: Option<String>,
 }
 
 /// A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of 1..=63
@@ -1472,6 +1503,32 @@ mod tests {
         );
         assert!(FeatureConfig::parse_failure_detection(Some("5m")).is_err());
         assert!(FeatureConfig::parse_failure_detection(Some("-1")).is_err());
+    }
+
+    #[test]
+    fn failure_detection_in_the_database_is_minutes_or_a_duration_with_a_unit() {
+        let p = FeatureConfig::parse_failure_detection_duration;
+        assert_eq!(p(None).unwrap(), None);
+        assert_eq!(p(Some(" ")).unwrap(), None);
+        assert_eq!(p(Some("0")).unwrap(), None);
+        assert_eq!(p(Some("0s")).unwrap(), None);
+        assert_eq!(p(Some("5")).unwrap(), Some(Duration::from_secs(300)));
+        assert_eq!(p(Some("30s")).unwrap(), Some(Duration::from_secs(30)));
+        assert_eq!(p(Some("5m")).unwrap(), Some(Duration::from_secs(300)));
+        assert_eq!(p(Some("2h")).unwrap(), Some(Duration::from_secs(7200)));
+        for bad in ["-1", "5x", "s", "1.5m", "99999999999999999999"] {
+            let e = p(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        for d in [30, 60, 90, 300, 7200] {
+            let d = Duration::from_secs(d);
+            let text = FeatureConfig::render_failure_detection(d);
+            assert_eq!(p(Some(&text)).unwrap(), Some(d), "{text}");
+        }
+        assert_eq!(
+            FeatureConfig::render_failure_detection(Duration::from_secs(300)),
+            "5"
+        );
     }
 
     #[test]

@@ -95,13 +95,13 @@ impl Sim {
         Event::JoinSucceeded(self.r("join"))
     }
     fn join_failed(&self) -> Event {
-        Event::JoinFailed(self.r("join"))
+        Event::JoinFailed(self.r("join"), "connection refused".into())
     }
     fn patched(&self) -> Event {
         Event::LabelsPatched(self.r("patch"))
     }
     fn patch_failed(&self) -> Event {
-        Event::LabelsPatchFailed(self.r("patch"))
+        Event::LabelsPatchFailed(self.r("patch"), "connection refused".into())
     }
     fn node_labels(&self, l: sonic_feature_core::model::NodeLabels) -> Event {
         Event::NodeLabelsRead(self.r("read"), l)
@@ -189,6 +189,7 @@ fn sv0_boot_waits_latency_then_join_retries_and_describes_the_node() {
         @2s timeout
           join 10.10.10.10:6443 insecure=true
         @2s join failed
+          server status connected=false ip= port= last_error=join failed: connection refused
           join 10.10.10.10:6443 insecure=true
         @2s join ok
           server status connected=true ip=10.10.10.10 port=6443
@@ -487,9 +488,11 @@ fn l2_failed_label_push_is_retried() {
         @1s desired
           patch node labels foo=bar
         @1s patch failed
+          server status connected=true ip=10.10.10.10 port=6443 last_error=node label update failed: connection refused
         @6s timeout
           patch node labels foo=bar
         @6s patched
+          server status connected=true ip=10.10.10.10 port=6443
         "#,
     );
 }
@@ -655,7 +658,7 @@ fn failing_deployment_without_fallback_only_alerts() {
         @0s pending
           is-active snmp
         @60s timeout
-          alert snmp: not running under kubernetes for 1 minutes
+          alert snmp: not running under kubernetes for 1 minute
         @120s timeout
           alert snmp: failure persists and fallback to local is not allowed
         "#,
@@ -753,6 +756,137 @@ fn a_late_answer_to_an_earlier_request_is_not_taken_for_the_current_one() {
           patch node labels b=2
         @4s patched a again
         @5s patched b
+        "#,
+    );
+}
+
+#[test]
+fn join_and_label_failures_are_recorded_in_the_server_status_once_and_cleared_on_success() {
+    // Default timers: join retried after 30 s, labels after 5 s.
+    let mut s = Sim::new();
+    s.at(0, "start", start(server("10.10.10.10"), false));
+    s.at(1, "join failed", s.join_failed());
+    s.tick();
+    s.at(31, "join failed again, same reason", s.join_failed());
+    s.tick();
+    s.at(
+        61,
+        "join failed, other reason",
+        Event::JoinFailed(s.r("join"), "certificate expired".into()),
+    );
+    s.tick();
+    s.at(91, "join ok", s.join_ok());
+    s.at(91, "node labels", s.node_labels(labels(&[])));
+    s.at(
+        92,
+        "desired",
+        Event::DesiredLabelsChanged(labels(&[("foo", "bar")])),
+    );
+    s.at(92, "patch failed", s.patch_failed());
+    s.tick();
+    s.at(97, "patch failed again", s.patch_failed());
+    s.tick();
+    s.at(102, "patched", s.patched());
+    check(
+        &s.trace(),
+        r#"
+        @0s start
+          join 10.10.10.10:6443 insecure=false
+        @1s join failed
+          server status connected=false ip= port= last_error=join failed: connection refused
+        @31s timeout
+          join 10.10.10.10:6443 insecure=false
+        @31s join failed again, same reason
+        @61s timeout
+          join 10.10.10.10:6443 insecure=false
+        @61s join failed, other reason
+          server status connected=false ip= port= last_error=join failed: certificate expired
+        @91s timeout
+          join 10.10.10.10:6443 insecure=false
+        @91s join ok
+          server status connected=true ip=10.10.10.10 port=6443
+          desired labels deployment_type=unknown hwsku=mock sonic_version=20201230.111 worker.sonic/platform=
+          read node labels
+        @91s node labels
+        @92s desired
+          patch node labels foo=bar
+        @92s patch failed
+          server status connected=true ip=10.10.10.10 port=6443 last_error=node label update failed: connection refused
+        @97s timeout
+          patch node labels foo=bar
+        @97s patch failed again
+        @102s timeout
+          patch node labels foo=bar
+        @102s patched
+          server status connected=true ip=10.10.10.10 port=6443
+        "#,
+    );
+}
+
+#[test]
+fn a_problem_recorded_by_an_earlier_run_stays_until_the_next_join_succeeds() {
+    let mut s = Sim::new();
+    s.at(
+        0,
+        "start",
+        Event::Start {
+            server_config: server("10.10.10.10"),
+            server_status: ServerStatus {
+                update_time: Some("2020-12-08 22:59:57".into()),
+                last_error: Some("join failed: connection refused".into()),
+                ..ServerStatus::default()
+            },
+        },
+    );
+    s.at(1, "join failed, same reason", s.join_failed());
+    s.tick();
+    s.at(31, "join ok", s.join_ok());
+    check(
+        &s.trace(),
+        r#"
+        @0s start
+          join 10.10.10.10:6443 insecure=false
+        @1s join failed, same reason
+        @31s timeout
+          join 10.10.10.10:6443 insecure=false
+        @31s join ok
+          server status connected=true ip=10.10.10.10 port=6443
+          desired labels deployment_type=unknown hwsku=mock sonic_version=20201230.111 worker.sonic/platform=
+          read node labels
+        "#,
+    );
+}
+
+#[test]
+fn failure_detection_of_thirty_seconds_alerts_and_falls_back_within_a_minute() {
+    let mut s = Sim::new();
+    let config = FeatureConfig {
+        set_owner: SetOwner::Kube,
+        fallback: true,
+        kube_failure_detection: Some(Duration::from_secs(30)),
+        ..FeatureConfig::default()
+    };
+    s.at(0, "config", fconf("snmp", config));
+    let mut pending = st(CurrentOwner::None, RemoteState::Pending);
+    pending.container_version = Some(ver("2.0"));
+    s.at(0, "pending", fstat("snmp", pending));
+    s.at(0, "inactive", s.active("snmp", false));
+    s.tick();
+    s.tick();
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s pending
+          is-active snmp
+        @0s inactive
+        @30s timeout
+          alert snmp: not running under kubernetes for 30 seconds
+        @60s timeout
+          alert snmp: failure persists: falling back to the local golden image
+          desired labels snmp_2.0_enabled=false
+          status snmp {remote_state: none}
+          restart snmp -> local
         "#,
     );
 }

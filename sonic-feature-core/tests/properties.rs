@@ -430,7 +430,7 @@ impl MasterSim {
                 self.queue.push(if ok {
                     Event::JoinSucceeded(r)
                 } else {
-                    Event::JoinFailed(r)
+                    Event::JoinFailed(r, "master down".into())
                 });
             }
             Action::Reset | Action::WriteServerStatus(_) | Action::SaveLabelJournal(_) => {}
@@ -456,7 +456,7 @@ impl MasterSim {
                 self.queue.push(if ok {
                     Event::LabelsPatched(r)
                 } else {
-                    Event::LabelsPatchFailed(r)
+                    Event::LabelsPatchFailed(r, "master down".into())
                 });
             }
             Action::CheckService(r, f) => self.queue.push(Event::ServiceActivity {

@@ -24,6 +24,17 @@ async fn set_desired(sw: &Switch, pairs: &[(&str, &str)]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// STATE_DB `KUBERNETES_MASTER|SERVER` (empty while unreadable).
+async fn server_status(sw: &Switch) -> Fields {
+    match sw.state_db().await {
+        Ok(db) => db
+            .get_entry("KUBERNETES_MASTER", "SERVER")
+            .await
+            .unwrap_or_default(),
+        Err(_) => Fields::new(),
+    }
+}
+
 async fn connected(sw: &Switch) -> bool {
     match sw.state_db().await {
         Ok(db) => {
@@ -67,12 +78,27 @@ async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery(
         .filter(|(_, l)| l.starts_with("kubernetes master:") && !l.ends_with("recovered"))
         .count();
     assert_eq!(problems, 1, "{:?}", daemon.log.lines());
+    // The problem is in STATE_DB too, written once (retries with the same error change
+    // nothing), while the node stays joined.
+    let server = server_status(&sw).await;
+    assert_eq!(server.get("connected").map(String::as_str), Some("true"));
+    let error = server.get("last_error").cloned().unwrap_or_default();
+    assert!(
+        error.starts_with("node label update failed: "),
+        "{server:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server_status(&sw).await, server, "rewritten on a retry");
 
     sw.kube.set_down(false).await?;
     wait_for("the desired labels on the node", DEADLINE, || async {
         let l = sw.node_labels();
         l.get("foo").map(String::as_str) == Some("v4")
             && (0..5).all(|i| l.get(&format!("k{i}")).map(String::as_str) == Some("x"))
+    })
+    .await?;
+    wait_for("the problem cleared in STATE_DB", DEADLINE, || async {
+        !server_status(&sw).await.contains_key("last_error")
     })
     .await?;
     wait_for("recovery logged", DEADLINE, || async {
