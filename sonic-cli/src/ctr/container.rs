@@ -177,14 +177,18 @@ async fn id(dbs: &SonicDbConfig, feature: &FeatureName) -> Result<ContainerId, C
     }
 }
 
-/// The multi-ASIC base of an instance name (`lldp0` → `lldp`), if it has one.
-fn asic_base(feature: &FeatureName) -> Option<FeatureName> {
-    let base = feature
-        .as_str()
-        .trim_end_matches(|c: char| c.is_ascii_digit());
-    (base.len() < feature.as_str().len())
-        .then(|| FeatureName::parse(base).ok())
-        .flatten()
+/// The possible multi-ASIC bases of an instance name, longest first: `lldp10` gives `lldp1` and
+/// `lldp`, since the ASIC number is the trailing digits and a feature name may end in digits too.
+fn asic_bases(feature: &FeatureName) -> Vec<FeatureName> {
+    let name = feature.as_str();
+    let digits = name
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    (1..=digits)
+        .filter_map(|n| FeatureName::parse(&name[..name.len() - n]).ok())
+        .collect()
 }
 
 /// Whether CONFIG_DB has `FEATURE|<f>` or, for a multi-ASIC instance (`lldp0`), its base
@@ -194,10 +198,12 @@ async fn is_configured(config: &SonicDb, feature: &FeatureName) -> Result<bool, 
     if config.exists(table, feature.as_str()).await? {
         return Ok(true);
     }
-    match asic_base(feature) {
-        Some(base) => Ok(config.exists(table, base.as_str()).await?),
-        None => Ok(false),
+    for base in asic_bases(feature) {
+        if config.exists(table, base.as_str()).await? {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }
 
 /// CONFIG_DB `FEATURE|<f>`, or the defaults for a multi-ASIC instance (`lldp0`) of a configured
@@ -347,11 +353,16 @@ mod tests {
 
     #[test]
     fn asic_instances_map_to_their_base_feature() {
-        assert_eq!(asic_base(&f("lldp0")), Some(f("lldp")));
-        assert_eq!(asic_base(&f("bgp12")), Some(f("bgp")));
-        assert_eq!(asic_base(&f("snmp")), None);
-        // All digits: no base.
-        assert_eq!(asic_base(&f("123")), None);
+        assert_eq!(asic_bases(&f("lldp0")), vec![f("lldp")]);
+        assert_eq!(asic_bases(&f("bgp12")), vec![f("bgp1"), f("bgp")]);
+        assert!(asic_bases(&f("snmp")).is_empty());
+        // A feature whose own name ends in digits (`lldp4a99`) keeps them in its instances.
+        assert_eq!(
+            asic_bases(&f("lldp4a990")),
+            vec![f("lldp4a99"), f("lldp4a9"), f("lldp4a")]
+        );
+        // All digits: the only candidates are shorter numbers.
+        assert_eq!(asic_bases(&f("123")), vec![f("12"), f("1")]);
     }
 
     #[test]
