@@ -3,15 +3,23 @@
 //! (ExecStop), `container start f` (ExecStartPre), then `container wait f` in the background
 //! (ExecStart, `Type=simple`): the unit is active while that wait runs.
 //!
+//! As systemd does, when the main process (`container wait`) ends by itself the unit runs
+//! ExecStop (`container stop f`) and becomes inactive; with [`Restart::Always`] it is started
+//! again after the delay unless someone starts, stops or restarts it first (systemd's
+//! `Restart=always` + `RestartSec=`). A supervisor task, spawned on the first start, watches the
+//! main processes.
+//!
 //! The caller gives the binary's path (tests locate `target/debug/container`) and the
 //! environment the binary needs (`SONIC_DB_CONFIG`, `DOCKER_HOST`, `SONIC_CTRMGRD_UNIT`,
 //! `SONIC_REMOTE_CTR_CONFIG`). Every command run is recorded for assertions.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::Mutex as StdMutex;
+use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +27,8 @@ use sonic_feature_core::model::FeatureName;
 use sonic_feature_core::ports::{PortError, ServiceManager};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// `target/<profile>/<name>` next to the running test binary (`target/debug/deps/..`).
 pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
@@ -37,41 +47,106 @@ pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
     )
 }
 
-#[derive(Debug, Default)]
-struct Unit {
-    /// `container wait f` while the unit is active.
-    main: Option<Child>,
+/// What happens when a unit's main process ends by itself (systemd's `Restart=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restart {
+    /// The unit stays inactive (`Restart=no`).
+    #[default]
+    No,
+    /// The unit is started again after `delay` (`Restart=always`, `RestartSec=`).
+    Always {
+        /// `RestartSec=`.
+        delay: Duration,
+    },
 }
 
-/// Feature units emulated with the `container` binary.
-#[derive(Debug)]
-pub struct EmulatedServiceManager {
+/// Runs before every `container start f` (the service script's `docker create` of a missing
+/// local container, for instance).
+pub type PreStart = Arc<
+    dyn Fn(FeatureName) -> Pin<Box<dyn Future<Output = Result<(), PortError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+#[derive(Debug, Default)]
+struct Unit {
+    /// `container wait f` while the unit is active (or until its end is noticed).
+    main: Option<Child>,
+    /// When the unit is started again after its main process ended ([`Restart::Always`]).
+    restart_at: Option<Instant>,
+}
+
+struct Inner {
     container: PathBuf,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
+    restart: Restart,
+    pre_start: Option<PreStart>,
     units: Mutex<BTreeMap<FeatureName, Unit>>,
     log: StdMutex<Vec<String>>,
 }
 
+/// Feature units emulated with the `container` binary.
+pub struct EmulatedServiceManager {
+    inner: Arc<Inner>,
+    supervisor: StdMutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for EmulatedServiceManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatedServiceManager")
+            .field("container", &self.inner.container)
+            .field("restart", &self.inner.restart)
+            .finish()
+    }
+}
+
+/// How often the supervisor looks at the main processes.
+const SUPERVISE_PERIOD: Duration = Duration::from_millis(200);
+
 impl EmulatedServiceManager {
-    /// Units running `container` (at `container`) with `env` added to the environment.
+    /// Units running `container` (at `container`) with `env` added to the environment;
+    /// `Restart=no`, no pre-start hook.
     pub fn new<K, V>(container: impl Into<PathBuf>, env: impl IntoIterator<Item = (K, V)>) -> Self
     where
         K: Into<OsString>,
         V: Into<OsString>,
     {
+        Self::with_options(container, env, Restart::No, None)
+    }
+
+    /// Units with a restart policy and an optional hook run before every `container start`.
+    pub fn with_options<K, V>(
+        container: impl Into<PathBuf>,
+        env: impl IntoIterator<Item = (K, V)>,
+        restart: Restart,
+        pre_start: Option<PreStart>,
+    ) -> Self
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
         Self {
-            container: container.into(),
-            env: env.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-            timeout: Duration::from_secs(60),
-            units: Mutex::new(BTreeMap::new()),
-            log: StdMutex::new(Vec::new()),
+            inner: Arc::new(Inner {
+                container: container.into(),
+                env: env.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                timeout: Duration::from_secs(60),
+                restart,
+                pre_start,
+                units: Mutex::new(BTreeMap::new()),
+                log: StdMutex::new(Vec::new()),
+            }),
+            supervisor: StdMutex::new(None),
         }
     }
 
     /// Every command run so far (`container start snmp`, ...), in order.
     pub fn commands(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// How many times `container <verb> <f>` ran.
@@ -80,11 +155,96 @@ impl EmulatedServiceManager {
         self.commands().iter().filter(|c| **c == wanted).count()
     }
 
-    fn command(&self, verb: &str, f: &FeatureName) -> Command {
+    /// Spawns the supervisor once (from a runtime: the first start is async).
+    fn supervise(&self) {
+        let mut s = self.supervisor.lock().unwrap_or_else(|e| e.into_inner());
+        if s.is_none() {
+            *s = Some(tokio::spawn(supervisor(Arc::downgrade(&self.inner))));
+        }
+    }
+
+    /// `systemctl start f`.
+    pub async fn start(&self, f: &FeatureName) -> Result<(), PortError> {
+        self.supervise();
+        let mut units = self.inner.units.lock().await;
+        let unit = units.entry(f.clone()).or_default();
+        unit.restart_at = None;
+        self.inner.start_locked(unit, f).await
+    }
+
+    /// `systemctl stop f`.
+    pub async fn stop(&self, f: &FeatureName) -> Result<(), PortError> {
+        let mut units = self.inner.units.lock().await;
+        let unit = units.entry(f.clone()).or_default();
+        unit.restart_at = None;
+        self.inner.stop_locked(unit, f).await
+    }
+
+    /// Stops every unit (end of a test).
+    pub async fn stop_all(&self) {
+        let mut units = self.inner.units.lock().await;
+        let names: Vec<FeatureName> = units.keys().cloned().collect();
+        for f in names {
+            if let Some(unit) = units.get_mut(&f) {
+                unit.restart_at = None;
+                let _ = self.inner.stop_locked(unit, &f).await;
+            }
+        }
+    }
+}
+
+impl Drop for EmulatedServiceManager {
+    fn drop(&mut self) {
+        if let Some(t) = self
+            .supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+    }
+}
+
+/// Notices main processes that ended by themselves (ExecStop, inactive) and carries out due
+/// automatic restarts, until the manager is dropped.
+async fn supervisor(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(SUPERVISE_PERIOD).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let mut units = inner.units.lock().await;
+        let names: Vec<FeatureName> = units.keys().cloned().collect();
+        for f in names {
+            let Some(unit) = units.get_mut(&f) else {
+                continue;
+            };
+            if inner.reap_locked(unit, &f).await
+                && let Restart::Always { delay } = inner.restart
+            {
+                unit.restart_at = Some(Instant::now() + delay);
+            }
+            if unit.restart_at.is_some_and(|t| t <= Instant::now()) {
+                unit.restart_at = None;
+                inner.record(format!("auto-restart {f}"));
+                // A failed start leaves the unit inactive, as systemd's failed state.
+                let _ = inner.start_locked(unit, &f).await;
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn record(&self, what: String) {
         self.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(format!("container {verb} {f}"));
+            .push(what);
+    }
+
+    fn command(&self, verb: &str, f: &FeatureName) -> Command {
+        self.record(format!("container {verb} {f}"));
         let mut cmd = Command::new(&self.container);
         cmd.arg(verb)
             .arg(f.as_str())
@@ -116,18 +276,25 @@ impl EmulatedServiceManager {
         }
     }
 
-    fn alive(unit: &mut Unit) -> bool {
-        match unit.main.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            Some(Ok(Some(_)) | Err(_)) | None => {
-                unit.main = None;
-                false
-            }
+    /// Whether the main process runs (a process that ended stays recorded until reaped).
+    fn running(unit: &mut Unit) -> bool {
+        matches!(unit.main.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// A main process that ended by itself: ExecStop runs and the unit becomes inactive.
+    /// Returns whether that happened.
+    async fn reap_locked(&self, unit: &mut Unit, f: &FeatureName) -> bool {
+        if unit.main.is_none() || Self::running(unit) {
+            return false;
         }
+        unit.main = None;
+        // The outcome is systemd's business only for the log; the unit is inactive either way.
+        let _ = self.run("stop", f).await;
+        true
     }
 
     async fn stop_locked(&self, unit: &mut Unit, f: &FeatureName) -> Result<(), PortError> {
-        if !Self::alive(unit) {
+        if self.reap_locked(unit, f).await || unit.main.is_none() {
             return Ok(());
         }
         let r = self.run("stop", f).await;
@@ -140,8 +307,12 @@ impl EmulatedServiceManager {
     }
 
     async fn start_locked(&self, unit: &mut Unit, f: &FeatureName) -> Result<(), PortError> {
-        if Self::alive(unit) {
+        self.reap_locked(unit, f).await;
+        if unit.main.is_some() {
             return Ok(());
+        }
+        if let Some(hook) = &self.pre_start {
+            hook(f.clone()).await?;
         }
         self.run("start", f).await?;
         let mut cmd = self.command("wait", f);
@@ -152,44 +323,21 @@ impl EmulatedServiceManager {
         unit.main = Some(child);
         Ok(())
     }
-
-    /// `systemctl start f`.
-    pub async fn start(&self, f: &FeatureName) -> Result<(), PortError> {
-        let mut units = self.units.lock().await;
-        let unit = units.entry(f.clone()).or_default();
-        self.start_locked(unit, f).await
-    }
-
-    /// `systemctl stop f`.
-    pub async fn stop(&self, f: &FeatureName) -> Result<(), PortError> {
-        let mut units = self.units.lock().await;
-        let unit = units.entry(f.clone()).or_default();
-        self.stop_locked(unit, f).await
-    }
-
-    /// Stops every unit (end of a test).
-    pub async fn stop_all(&self) {
-        let mut units = self.units.lock().await;
-        let names: Vec<FeatureName> = units.keys().cloned().collect();
-        for f in names {
-            if let Some(unit) = units.get_mut(&f) {
-                let _ = self.stop_locked(unit, &f).await;
-            }
-        }
-    }
 }
 
 #[async_trait]
 impl ServiceManager for EmulatedServiceManager {
     async fn restart(&self, f: &FeatureName) -> Result<(), PortError> {
-        let mut units = self.units.lock().await;
+        self.supervise();
+        let mut units = self.inner.units.lock().await;
         let unit = units.entry(f.clone()).or_default();
-        self.stop_locked(unit, f).await?;
-        self.start_locked(unit, f).await
+        unit.restart_at = None;
+        self.inner.stop_locked(unit, f).await?;
+        self.inner.start_locked(unit, f).await
     }
 
     async fn is_active(&self, f: &FeatureName) -> Result<bool, PortError> {
-        let mut units = self.units.lock().await;
-        Ok(units.get_mut(f).is_some_and(Self::alive))
+        let mut units = self.inner.units.lock().await;
+        Ok(units.get_mut(f).is_some_and(Inner::running))
     }
 }

@@ -19,8 +19,13 @@
 //! | `remote_ctr.config.json`, `sonic_version.yml`, `ctrmgrd.service` | ctrmgrd's files |
 //!
 //! The feature is snmp: a local image `docker-snmp:latest` (`IMAGE_VERSION` 1.0.0) and kube
-//! images `acr.example/docker-snmp:<v>`. Each image's start script runs the real
-//! `container_startup` and then a long-lived process, like SONiC's `start.sh`.
+//! images `acr.example/docker-snmp:<v>` (1.0.0, 1.1.0, 1.2.0, and 1.3.0 whose application fails).
+//! Each image's start script runs the real `container_startup` and then the application, like
+//! SONiC's `start.sh`. The kube images are also kept under [`REGISTRY_REPO`], from which a
+//! version that ctrmgrd's image clean-up removed is "pulled" again when a pod needs it.
+//!
+//! The feature unit behaves like SONiC's `snmp.service` (`Restart=always`, `RestartSec=30`):
+//! see [`crate::service_manager`].
 
 pub mod control;
 pub mod redis;
@@ -36,14 +41,14 @@ use anyhow::{Context, anyhow, bail};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use sonic_docker_adapter::{Bind, CreateSpec, DockerClient};
 use sonic_feature_core::model::FeatureName;
-use sonic_feature_core::ports::ServiceManager;
+use sonic_feature_core::ports::{PortError, ServiceManager};
 use sonic_kube_adapter::manifest::{FeatureRuntime, daemonsets};
 use tokio::task::JoinHandle;
 
 use crate::docker::{ImageSpec, PrivateDockerd, build_image, run_argv};
 use crate::fake_kube::FakeKube;
 use crate::kubelet::{Kubelet, KubeletOptions};
-use crate::service_manager::EmulatedServiceManager;
+use crate::service_manager::{EmulatedServiceManager, PreStart, Restart};
 use control::{CONTROL_ENV, Handler, Reply};
 use redis::LabRedis;
 
@@ -61,6 +66,18 @@ pub const KUBE_REPO: &str = "acr.example/docker-snmp";
 pub const KUBE_VERSION: &str = "1.1.0";
 /// A further version for upgrade scenarios.
 pub const UPGRADE_VERSION: &str = "1.2.0";
+/// Where the lab's "registry" keeps the kube images: a repository whose name the image
+/// clean-up never matches, so that a version removed from the engine by ctrmgrd can be pulled
+/// again when a pod needs it.
+pub const REGISTRY_REPO: &str = "lab-registry/snmp-images";
+/// A kube version whose application fails right after admission (`start.sh` exits 1 once
+/// `container_startup` returns): a crash-looping deployment.
+pub const FAILING_VERSION: &str = "1.3.0";
+/// What a lab image prints when its application starts (after admission), followed by the
+/// version and the owner.
+pub const APP_STARTED: &str = "application started:";
+/// `RestartSec=` of the feature units (SONiC's `snmp.service`).
+pub const UNIT_RESTART_SEC: Duration = Duration::from_secs(30);
 /// The SONiC build version in `sonic_version.yml` (node label `sonic_version`).
 pub const SONIC_VERSION: &str = "SONiC.lab.1";
 
@@ -85,6 +102,10 @@ pub struct LabOptions {
     pub config_overrides: Vec<(String, String, String)>,
     /// Whether the lab's DaemonSet for [`KUBE_VERSION`] is created.
     pub daemonset: bool,
+    /// How long the emulated kubelet leaves a dead pod container before restarting it (a real
+    /// kubelet's CrashLoopBackOff starts at 10 s and doubles; the lab restarts quickly unless a
+    /// scenario needs the real pace).
+    pub kubelet_restart_backoff: Duration,
 }
 
 impl LabOptions {
@@ -122,6 +143,7 @@ impl LabOptions {
                 ),
             ],
             daemonset: true,
+            kubelet_restart_backoff: Duration::from_millis(300),
         }
     }
 }
@@ -287,7 +309,7 @@ pub struct Lab {
     services: Arc<EmulatedServiceManager>,
     node_state: Arc<NodeState>,
     control: Option<JoinHandle<()>>,
-    unit_watch: Option<JoinHandle<()>>,
+    pulls: Option<JoinHandle<()>>,
     ctrmgrd: Option<tokio::process::Child>,
 }
 
@@ -391,7 +413,7 @@ impl Lab {
         let docker = Arc::new(DockerClient::new(&docker_host)?);
 
         step(
-            "feature images (docker-snmp:latest 1.0.0, acr.example/docker-snmp 1.1.0/1.2.0)",
+            "feature images (docker-snmp:latest 1.0.0, acr.example/docker-snmp 1.0.0/1.1.0/1.2.0/1.3.0)",
             progress,
             async { build_feature_images(&docker_host, &docker, &options.bin_dir).await },
         )
@@ -436,6 +458,7 @@ impl Lab {
                     register_node: true,
                     running: false,
                     instance_id: Some("sonic-lab".into()),
+                    restart_backoff: options.kubelet_restart_backoff,
                     ..KubeletOptions::default()
                 },
             )
@@ -444,9 +467,28 @@ impl Lab {
         })
         .await?;
 
-        let services = Arc::new(EmulatedServiceManager::new(
+        // SONiC's feature units: `Restart=always`, `RestartSec=30`; the service script creates
+        // the local container from `<repo>:latest` when it is missing before `container start`.
+        let pre_start: PreStart = {
+            let paths = paths.clone();
+            let docker = docker.clone();
+            Arc::new(move |f: FeatureName| {
+                let paths = paths.clone();
+                let docker = docker.clone();
+                Box::pin(async move {
+                    ensure_local_container(&paths, &docker, f.as_str())
+                        .await
+                        .map_err(|e| PortError::transient(format!("{e:#}")))
+                })
+            })
+        };
+        let services = Arc::new(EmulatedServiceManager::with_options(
             options.bin_dir.join("container"),
             paths.env(&docker_host),
+            Restart::Always {
+                delay: UNIT_RESTART_SEC,
+            },
+            Some(pre_start),
         ));
         let node_state = Arc::new(NodeState::default());
         let mut lab = Lab {
@@ -461,7 +503,7 @@ impl Lab {
             services,
             node_state,
             control: None,
-            unit_watch: None,
+            pulls: None,
             ctrmgrd: None,
         };
 
@@ -563,6 +605,29 @@ impl Lab {
         feature_daemonset(&self.paths, version, gated)
     }
 
+    /// Standard output and error of a container of the lab's engine, interleaved.
+    pub async fn container_logs(&self, id: &str) -> anyhow::Result<String> {
+        use futures::StreamExt;
+        let docker = crate::docker::connect(&self.docker_host).await?;
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut stream = docker.logs(id, Some(options));
+        let mut text = String::new();
+        let read = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.with_context(|| format!("logs of container {id}"))?;
+                text.push_str(&chunk.to_string());
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .map_err(|_| anyhow!("logs of container {id}: no end within 30 s"))??;
+        Ok(text)
+    }
+
     /// Containers on the engine: (name, image, running).
     pub async fn containers(&self) -> anyhow::Result<Vec<(String, String, String)>> {
         Ok(self
@@ -580,7 +645,7 @@ impl Lab {
             .collect())
     }
 
-    /// Serves the node programs and watches the units (ExecStop when the main process ends).
+    /// Serves the node programs and the registry.
     fn start_control(&mut self) -> anyhow::Result<()> {
         let shim_dir = self.paths.shim_dir();
         std::fs::create_dir_all(&shim_dir)?;
@@ -598,7 +663,6 @@ impl Lab {
         let ctx = Arc::new(ControlCtx {
             store: self.kube.store().clone(),
             paths: self.paths.clone(),
-            docker: self.docker.clone(),
             kubelet: self.kubelet.clone(),
             services: self.services.clone(),
             node: self.node_state.clone(),
@@ -611,10 +675,9 @@ impl Lab {
             &control::socket_path(&self.paths.dir),
             handler,
         )?);
-        self.unit_watch = Some(tokio::spawn(watch_units(
-            self.services.clone(),
-            self.paths.clone(),
-            self.docker_host.clone(),
+        self.pulls = Some(tokio::spawn(serve_pulls(
+            self.kube.store().clone(),
+            self.docker.clone(),
         )));
         Ok(())
     }
@@ -622,7 +685,6 @@ impl Lab {
     /// `systemctl start <f>` through the emulated service manager, creating the local container
     /// first when missing (the service script's `docker create`).
     pub async fn unit_start(&self, f: &str) -> anyhow::Result<()> {
-        ensure_local_container(&self.paths, &self.docker, f).await?;
         let name = FeatureName::parse(f).map_err(|e| anyhow!("feature {f}: {e}"))?;
         self.services
             .start(&name)
@@ -718,11 +780,11 @@ impl Lab {
     /// redis.
     pub async fn shutdown(mut self) {
         self.stop_ctrmgrd().await;
-        if let Some(t) = self.unit_watch.take() {
-            t.abort();
-        }
         self.services.stop_all().await;
         if let Some(t) = self.control.take() {
+            t.abort();
+        }
+        if let Some(t) = self.pulls.take() {
             t.abort();
         }
         self.kubelet.shutdown(true).await;
@@ -741,10 +803,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(t) = self.unit_watch.take() {
+        if let Some(t) = self.control.take() {
             t.abort();
         }
-        if let Some(t) = self.control.take() {
+        if let Some(t) = self.pulls.take() {
             t.abort();
         }
     }
@@ -753,7 +815,6 @@ impl Drop for Lab {
 struct ControlCtx {
     store: Arc<crate::fake_kube::Store>,
     paths: LabPaths,
-    docker: Arc<DockerClient>,
     kubelet: Arc<Kubelet>,
     services: Arc<EmulatedServiceManager>,
     node: Arc<NodeState>,
@@ -852,10 +913,8 @@ impl ControlCtx {
                     Err(e) => Reply::fail(1, e.to_string()),
                 };
             }
+            // The units' pre-start hook creates a missing local container.
             "start" | "restart" => {
-                if let Err(e) = ensure_local_container(&self.paths, &self.docker, unit).await {
-                    return Reply::fail(1, format!("{e:#}"));
-                }
                 if verb == "start" {
                     self.services.start(&f).await
                 } else {
@@ -869,26 +928,6 @@ impl ControlCtx {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::fail(1, format!("Job for {unit}.service failed: {e}")),
         }
-    }
-}
-
-/// systemd runs ExecStop also when the main process (`container wait`) ends on its own; the
-/// emulated service manager only stops units it is asked to, so the lab does that part.
-async fn watch_units(services: Arc<EmulatedServiceManager>, paths: LabPaths, docker_host: String) {
-    let Ok(f) = FeatureName::parse(FEATURE) else {
-        return;
-    };
-    let mut was_active = false;
-    loop {
-        let active = services.is_active(&f).await.unwrap_or(false);
-        if was_active && !active {
-            let p = paths.clone();
-            let h = docker_host.clone();
-            let _ = tokio::task::spawn_blocking(move || p.run(&h, "container", &["stop", FEATURE]))
-                .await;
-        }
-        was_active = active;
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -964,8 +1003,14 @@ fn feature_daemonset(paths: &LabPaths, version: &str, gated: bool) -> anyhow::Re
 }
 
 /// The start script of every lab image: SONiC's `start.sh` shape, admission by
-/// `container_startup`, then the application (a loop that ends on SIGTERM).
-fn start_script(container_startup: &Path) -> String {
+/// `container_startup`, then the application (a loop that ends on SIGTERM; with `crash`, an
+/// application that fails at once).
+fn start_script(container_startup: &Path, crash: bool) -> String {
+    let app = if crash {
+        format!("echo \"{FEATURE} $IMAGE_VERSION fails\" >&2\nexit 1\n")
+    } else {
+        "while :; do sleep 1 & wait $!; done\n".to_string()
+    };
     format!(
         "#!/bin/sh\n\
          # start.sh of a SONiC feature container (lab image)\n\
@@ -973,8 +1018,8 @@ fn start_script(container_startup: &Path) -> String {
          [ -n \"$RUNTIME_OWNER\" ] || RUNTIME_OWNER=kube\n\
          {} -f {FEATURE} -o \"$RUNTIME_OWNER\" -v \"$IMAGE_VERSION\" &\n\
          wait $! || exit 1\n\
-         echo \"{FEATURE} $IMAGE_VERSION running (owner $RUNTIME_OWNER)\"\n\
-         while :; do sleep 1 & wait $!; done\n",
+         echo \"{APP_STARTED} {FEATURE} $IMAGE_VERSION (owner $RUNTIME_OWNER)\"\n\
+         {app}",
         container_startup.display()
     )
 }
@@ -986,21 +1031,69 @@ async fn build_feature_images(
     bin_dir: &Path,
 ) -> anyhow::Result<()> {
     let startup = bin_dir.join("container_startup");
-    let script = start_script(&startup);
-    let spec = |version: &str| {
+    let spec = |version: &str, crash: bool| {
         ImageSpec::new()
             .binary(&startup)
-            .file("/usr/bin/start.sh", script.clone().into_bytes(), 0o755)
+            .file(
+                "/usr/bin/start.sh",
+                start_script(&startup, crash).into_bytes(),
+                0o755,
+            )
             .env("IMAGE_VERSION", version)
             .cmd(["/usr/bin/start.sh"])
     };
     let local = format!("{LOCAL_REPO}:{LOCAL_VERSION}");
-    build_image(host, &local, &spec(LOCAL_VERSION)).await?;
+    build_image(host, &local, &spec(LOCAL_VERSION, false)).await?;
     docker.tag_image(&local, LOCAL_REPO, "latest").await?;
+    // The master also offers the version the switch ships (held by `container_startup`).
+    docker.tag_image(&local, KUBE_REPO, LOCAL_VERSION).await?;
     for v in [KUBE_VERSION, UPGRADE_VERSION] {
-        build_image(host, &format!("{KUBE_REPO}:{v}"), &spec(v)).await?;
+        build_image(host, &format!("{KUBE_REPO}:{v}"), &spec(v, false)).await?;
+    }
+    build_image(
+        host,
+        &format!("{KUBE_REPO}:{FAILING_VERSION}"),
+        &spec(FAILING_VERSION, true),
+    )
+    .await?;
+    for v in [
+        LOCAL_VERSION,
+        KUBE_VERSION,
+        UPGRADE_VERSION,
+        FAILING_VERSION,
+    ] {
+        docker
+            .tag_image(&format!("{KUBE_REPO}:{v}"), REGISTRY_REPO, v)
+            .await?;
     }
     Ok(())
+}
+
+/// The registry side of `docker pull`: the emulated kubelet has no registry and reports
+/// `ErrImagePull` for a missing image, retrying on every pass; this task puts back any
+/// `acr.example/docker-snmp:<v>` that a pod of this node needs from the lab's registry copy
+/// (ctrmgrd's image clean-up removes versions that do not run).
+async fn serve_pulls(store: Arc<crate::fake_kube::Store>, docker: Arc<DockerClient>) {
+    loop {
+        let wanted: std::collections::BTreeSet<String> = store
+            .pods(None)
+            .into_iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(NODE))
+            .filter_map(|p| p.spec)
+            .flat_map(|s| s.containers.into_iter().filter_map(|c| c.image))
+            .collect();
+        for image in wanted {
+            let Some(tag) = image.strip_prefix(&format!("{KUBE_REPO}:")) else {
+                continue;
+            };
+            if matches!(docker.inspect_image(&image).await, Ok(None)) {
+                let _ = docker
+                    .tag_image(&format!("{REGISTRY_REPO}:{tag}"), KUBE_REPO, tag)
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// ctrmgrd's files: node credentials (signed by the master's CA), the flannel conflist, timers,
