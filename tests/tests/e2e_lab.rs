@@ -340,3 +340,46 @@ async fn a_dying_kube_pod_is_redeployed_and_taken_over_again() {
     assert!(!c.running().await.contains_key(FEATURE));
     c.finish().await;
 }
+
+/// The unit is SONiC's `snmp.service` (`Restart=always`, `RestartSec=30`): when the local
+/// container dies, `container wait` ends, the unit runs ExecStop (`container stop`, STATE_DB
+/// down) and starts again after RestartSec; ctrmgrd has no reason to act for a local feature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_local_container_is_stopped_and_restarted_by_its_unit() {
+    let _serial = serial().lock().await;
+    let c = lab(false).await;
+    let stops = c.lab.services().count("stop", FEATURE);
+    let starts = c.lab.services().count("start", FEATURE);
+    c.lab.docker().kill_container(FEATURE).await.unwrap();
+    c.wait_state("ExecStop recorded the feature down", |s| {
+        label(s, "system_state") == Some("down") && label(s, "current_owner") == Some("none")
+    })
+    .await;
+    assert_eq!(c.lab.services().count("stop", FEATURE), stops + 1);
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while !c.running().await.contains_key(FEATURE) {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the unit never restarted: {:?}",
+            c.lab.services().commands()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.wait_state("local again", |s| {
+        label(s, "system_state") == Some("up")
+            && label(s, "current_owner") == Some("local")
+            && label(s, "container_version") == Some(LOCAL_VERSION)
+    })
+    .await;
+    assert_eq!(c.lab.services().count("start", FEATURE), starts + 1);
+    assert!(
+        c.lab
+            .services()
+            .commands()
+            .iter()
+            .any(|x| x == &format!("auto-restart {FEATURE}")),
+        "{:?}",
+        c.lab.services().commands()
+    );
+    c.finish().await;
+}
