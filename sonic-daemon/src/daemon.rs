@@ -388,8 +388,26 @@ impl Daemon {
     fn feed(&mut self, ev: Event) {
         let now = self.now();
         if let Some(m) = self.manager.as_mut() {
-            self.queue.extend(m.step(now, ev));
+            for action in m.step(now, ev) {
+                self.enqueue(action);
+            }
         }
+    }
+
+    /// Queues an action. A label journal snapshot replaces one still waiting in the queue:
+    /// each snapshot is complete, so only the newest needs writing, and a burst of label
+    /// changes does not queue one copy of a growing journal per change.
+    fn enqueue(&mut self, action: Action) {
+        if let Action::SaveLabelJournal(_) = &action
+            && let Some(waiting) = self
+                .queue
+                .iter_mut()
+                .find(|a| matches!(a, Action::SaveLabelJournal(_)))
+        {
+            *waiting = action;
+            return;
+        }
+        self.queue.push_back(action);
     }
 
     fn start(&self, action: Action) -> InFlight {

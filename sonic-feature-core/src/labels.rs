@@ -95,7 +95,25 @@ impl LabelJournal {
             self.managed.insert(k.clone());
         }
         self.desired = new.clone();
+        self.compact();
         true
+    }
+
+    /// Keeps only the latest queued change of each key outside the patch in flight. Patches net
+    /// the queue by key (the later change wins), so this changes no patch; it bounds the queue
+    /// (and every persisted copy of the journal) by the number of keys instead of the number of
+    /// changes made while the master is slow or away.
+    fn compact(&mut self) {
+        let start = self.in_flight.min(self.queue.len());
+        let mut seen = BTreeSet::new();
+        let mut kept: Vec<LabelChange> = Vec::with_capacity(self.queue.len() - start);
+        for c in self.queue.drain(start..).rev() {
+            if seen.insert(c.key.clone()) {
+                kept.push(c);
+            }
+        }
+        kept.reverse();
+        self.queue.extend(kept);
     }
 
     /// The labels read from the node after (re)joining: queue whatever makes the node match.
@@ -218,6 +236,40 @@ mod tests {
         j.patched();
         let p = j.next_patch().unwrap();
         assert_eq!(p.set, labels(&[("c", "x")]));
+    }
+
+    #[test]
+    fn repeated_changes_of_a_key_keep_one_queued_entry_and_the_same_patches() {
+        let mut j = LabelJournal::default();
+        j.observe_desired(&labels(&[("a", "0"), ("b", "0")]));
+        let first = j.next_patch().unwrap();
+        assert_eq!(first.set, labels(&[("a", "0"), ("b", "0")]));
+        // While that patch is in flight, a changes 1000 times and b once.
+        for i in 1..=1000 {
+            let v = i.to_string();
+            let b = if i >= 500 { "1" } else { "0" };
+            j.observe_desired(&labels(&[("a", &v), ("b", b)]));
+        }
+        // The in-flight entries stay; one entry per key follows.
+        assert_eq!(j.queue.len(), 2 + 2, "{:?}", j.queue);
+        j.patched();
+        let p = j.next_patch().unwrap();
+        assert_eq!(p.set, labels(&[("a", "1000"), ("b", "1")]));
+        j.patched();
+        assert!(j.queue.is_empty());
+    }
+
+    #[test]
+    fn a_removal_after_a_set_of_the_same_key_stays_a_removal() {
+        let mut j = LabelJournal::default();
+        j.observe_desired(&labels(&[("a", "1"), ("b", "1")]));
+        j.observe_desired(&labels(&[("b", "1")]));
+        j.observe_desired(&labels(&[("a", "2"), ("b", "1")]));
+        j.observe_desired(&labels(&[("b", "1")]));
+        let p = j.next_patch().unwrap();
+        assert_eq!(p.set, labels(&[("b", "1")]));
+        assert_eq!(p.remove, vec![LabelKey::parse("a").unwrap()]);
+        assert_eq!(j.queue.len(), 2, "{:?}", j.queue);
     }
 
     #[test]
