@@ -311,10 +311,27 @@ struct FeatureEntry {
     status: Option<FeatureStatus>,
     check_pending: Option<RequestId>,
     mark_good: Option<MarkGood>,
-    /// Since when the kube-owned feature does not run under Kubernetes.
+    /// Since when the kube-owned feature does not run under Kubernetes. Kept while the
+    /// deployment comes and goes: only a deployment running for a whole detection period (or
+    /// the end of monitoring) clears it, so a fast crash loop is still detected.
     failing_since: Option<Timestamp>,
+    /// Since when the deployment runs under Kubernetes without interruption.
+    running_since: Option<Timestamp>,
     alerted: bool,
+    /// The rollback to the golden image was done; no further alert or restart until the
+    /// failure is forgotten.
     fell_back: bool,
+    /// The version that last ran under Kubernetes (its label goes when another version asks).
+    kube_version: Option<Version>,
+    /// The version of the latest deployment that asked (`pending`), was allowed (`ready`) or
+    /// ran: the version a rollback blocks, even when local already runs again.
+    candidate: Option<Version>,
+    /// The label of the replaced version whose removal must reach the node before the
+    /// hand-over restart (which kills the replaced pod, restarted by its kubelet as long as its
+    /// DaemonSet still selects the node).
+    removing: Option<LabelKey>,
+    /// A hand-over restart waits for `removing` to be confirmed.
+    handover_waiting: bool,
 }
 
 /// Whether a feature may run its local image instead of a deployment: locally owned, or kube
@@ -555,6 +572,7 @@ impl Manager {
             }
             Event::Timeout => {}
         }
+        self.release_handovers(&mut out);
         self.fire_due(now, &mut out);
         out
     }
@@ -587,6 +605,14 @@ impl Manager {
     fn failure_deadline(&self, _f: &FeatureName, e: &FeatureEntry) -> Option<Timestamp> {
         let since = e.failing_since?;
         let n = e.config.as_ref()?.kube_failure_detection?;
+        if let Some(r) = e.running_since {
+            // Running again: the failure is forgotten once it ran for a whole period.
+            return Some(r.plus(n));
+        }
+        if e.status.as_ref().and_then(|s| s.system_state) != Some(SystemState::Up) {
+            // The service is down (stopped, or restarting): nothing to detect meanwhile.
+            return None;
+        }
         if !e.alerted {
             Some(since.plus(n))
         } else if !e.fell_back {
@@ -648,6 +674,14 @@ impl Manager {
             .as_ref()
             .and_then(|c| c.kube_failure_detection)
             .unwrap_or_default();
+        if e.running_since.is_some() {
+            if let Some(e) = self.features.get_mut(f) {
+                e.failing_since = None;
+                e.alerted = false;
+                e.fell_back = false;
+            }
+            return;
+        }
         if !e.alerted {
             out.push(Action::Alert {
                 feature: f.clone(),
@@ -661,31 +695,43 @@ impl Manager {
         // The failure persisted for another period: self-mitigation (HLD).
         let status = e.status.clone().unwrap_or_default();
         let allowed = fallback_allowed(e.config.as_ref());
+        let failing_version = e.candidate.clone().or_else(|| {
+            (status.current_owner != CurrentOwner::Local)
+                .then(|| status.container_version.clone())
+                .flatten()
+        });
         if let Some(e) = self.features.get_mut(f) {
             e.fell_back = true;
         }
-        if status.current_owner == CurrentOwner::Local {
+        if !allowed {
+            if status.current_owner != CurrentOwner::Local {
+                out.push(Action::Alert {
+                    feature: f.clone(),
+                    message: "failure persists and fallback to local is not allowed".to_owned(),
+                });
+            }
             return;
         }
-        if !allowed {
+        let local_runs = status.current_owner == CurrentOwner::Local;
+        if !local_runs {
             out.push(Action::Alert {
                 feature: f.clone(),
-                message: "failure persists and fallback to local is not allowed".to_owned(),
+                message: "failure persists: falling back to the local golden image".to_owned(),
             });
-            return;
         }
-        out.push(Action::Alert {
-            feature: f.clone(),
-            message: "failure persists: falling back to the local golden image".to_owned(),
-        });
-        // Block the failing version so that its deployment is held by container_startup.
-        if let Some(v) = &status.container_version {
+        // Block the failing version so that its deployment is held by container_startup, also
+        // when `container wait` already reverted to local (else the version is re-admitted at
+        // the next re-check of its hold).
+        if let Some(v) = &failing_version {
             let local = self.journal.desired.get(&LabelKey::feature_local(f));
             if local.is_none_or(|l| l.as_str() != v.as_str())
                 && let Ok(k) = LabelKey::feature_version_enabled(f, v)
             {
                 self.set_desired(vec![(k, Some(LabelValue::false_()))], out);
             }
+        }
+        if local_runs {
+            return;
         }
         out.push(Action::UpdateFeatureStatus {
             feature: f.clone(),
@@ -864,19 +910,41 @@ impl Manager {
             });
         }
 
-        // Version label of the running deployment (HLD safety check).
+        if matches!(
+            status.remote_state,
+            RemoteState::Pending | RemoteState::Ready | RemoteState::Running
+        ) && status.container_version.is_some()
+        {
+            e.candidate = status.container_version.clone();
+        }
+        // Version labels (HLD safety check): the running deployment's version is enabled; the
+        // version it replaces loses its label ("remove the label used by older manifest"), as
+        // soon as another version asks to take over from it: the new pod writes its version
+        // with `pending` first, so the replaced version is the one that last ran, not the one
+        // in the previous status.
         let mut label_changes = Vec::new();
-        if running_now && let Some(v) = &status.container_version {
-            if let Ok(k) = LabelKey::feature_version_enabled(&f, v) {
-                label_changes.push((k, Some(LabelValue::true_())));
-            }
-            if let Some(oldv) = old.container_version.as_ref().filter(|o| *o != v)
-                && runs_under_kube(&old)
-                && let Ok(k) = LabelKey::feature_version_enabled(&f, oldv)
-                && self.journal.desired.get(&k) == Some(&LabelValue::true_())
-            {
-                label_changes.push((k, None));
-            }
+        if running_now
+            && let Some(v) = &status.container_version
+            && let Ok(k) = LabelKey::feature_version_enabled(&f, v)
+        {
+            label_changes.push((k, Some(LabelValue::true_())));
+        }
+        let taking_over = running_now
+            || (status.current_owner == CurrentOwner::Kube
+                && status.remote_state == RemoteState::Pending);
+        if taking_over
+            && let (Some(v), Some(replaced)) = (&status.container_version, &e.kube_version)
+            && v != replaced
+            && let Ok(k) = LabelKey::feature_version_enabled(&f, replaced)
+            && self.journal.desired.get(&k) == Some(&LabelValue::true_())
+        {
+            label_changes.push((k.clone(), None));
+            e.removing = Some(k);
+        }
+        if running_now {
+            e.kube_version = status.container_version.clone();
+            e.removing = None;
+            e.handover_waiting = false;
         }
         self.set_desired(label_changes, out);
 
@@ -884,10 +952,13 @@ impl Manager {
             return;
         };
         // Fast fallback: `container wait` gave up on a deployment (#15432).
+        // Not after our own rollback, whose `remote_state=none` write is this very transition
+        // (it already restarts the service).
         if status.current_owner != CurrentOwner::Local
             && status.remote_state == RemoteState::None
             && old.remote_state == RemoteState::Stopped
             && fallback_allowed(e.config.as_ref())
+            && !e.fell_back
         {
             out.push(Action::RestartService {
                 feature: f.clone(),
@@ -946,11 +1017,62 @@ impl Manager {
                 st.current_owner != CurrentOwner::None && st.remote_state == RemoteState::Pending
             }
         };
+        if restart && cfg.set_owner == SetOwner::Kube && self.removal_unconfirmed(f) {
+            // The hand-over kills the replaced pod; its kubelet restarts it while its DaemonSet
+            // still selects this node. Restart once the node lost the replaced version's label.
+            if let Some(e) = self.features.get_mut(f) {
+                e.handover_waiting = true;
+            }
+            return;
+        }
         if restart {
             out.push(Action::RestartService {
                 feature: f.clone(),
                 owner: cfg.set_owner,
             });
+        }
+    }
+
+    /// Whether the label removal a hand-over waits for is not yet known to be on the node
+    /// (while disconnected nothing can be confirmed, and no DaemonSet change reaches the
+    /// kubelet either: the hand-over goes ahead).
+    fn removal_unconfirmed(&self, f: &FeatureName) -> bool {
+        let Some(k) = self.features.get(f).and_then(|e| e.removing.as_ref()) else {
+            return false;
+        };
+        self.connected
+            && (self.journal.desired.contains_key(k)
+                || self.journal.queue.iter().any(|c| &c.key == k))
+    }
+
+    /// Carries out hand-over restarts whose label removal is now confirmed; drops those the
+    /// status no longer asks for.
+    fn release_handovers(&mut self, out: &mut Vec<Action>) {
+        let waiting: Vec<FeatureName> = self
+            .features
+            .iter()
+            .filter(|(_, e)| e.handover_waiting)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for f in waiting {
+            let unconfirmed = self.removal_unconfirmed(&f);
+            let Some(e) = self.features.get_mut(&f) else {
+                continue;
+            };
+            let st = e.status.clone().unwrap_or_default();
+            let wanted = e.config.as_ref().map(|c| c.set_owner) == Some(SetOwner::Kube)
+                && st.current_owner != CurrentOwner::None
+                && st.remote_state == RemoteState::Pending;
+            if !wanted {
+                e.handover_waiting = false;
+            } else if !unconfirmed {
+                e.handover_waiting = false;
+                e.removing = None;
+                out.push(Action::RestartService {
+                    feature: f.clone(),
+                    owner: SetOwner::Kube,
+                });
+            }
         }
     }
 
@@ -1010,23 +1132,32 @@ impl Manager {
         let Some(e) = self.features.get_mut(f) else {
             return;
         };
-        let failing = match (&e.config, &e.status) {
-            (Some(c), Some(s)) => {
-                c.set_owner == SetOwner::Kube
-                    && c.kube_failure_detection.is_some()
-                    && s.system_state == Some(SystemState::Up)
-                    && !runs_under_kube(s)
+        let status = match (&e.config, &e.status) {
+            (Some(c), Some(s))
+                if c.set_owner == SetOwner::Kube && c.kube_failure_detection.is_some() =>
+            {
+                s
             }
-            (None, _) | (_, None) => false,
+            (Some(_), Some(_)) | (None, _) | (_, None) => {
+                // Not monitored (any more): forget everything.
+                e.failing_since = None;
+                e.running_since = None;
+                e.alerted = false;
+                e.fell_back = false;
+                return;
+            }
         };
-        if failing {
-            if e.failing_since.is_none() {
-                e.failing_since = Some(now);
-            }
+        if runs_under_kube(status) {
+            // Only a whole period of running forgets the failure (see `fire_failure`): a
+            // crash-looping pod shows `running` briefly on every cycle.
+            e.running_since.get_or_insert(now);
         } else {
-            e.failing_since = None;
-            e.alerted = false;
-            e.fell_back = false;
+            e.running_since = None;
+            // A service going down and up (a restart, the rollback's own restart) keeps the
+            // clock, the alert and the rollback.
+            if status.system_state == Some(SystemState::Up) {
+                e.failing_since.get_or_insert(now);
+            }
         }
     }
 }

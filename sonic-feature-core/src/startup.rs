@@ -56,6 +56,10 @@ pub enum FreezeReason {
     Superseded(Option<Version>),
     /// The container does not know its own id, so it could never be followed; final.
     NoOwnId,
+    /// A kube → kube hand-over to another version is in progress (that version is `pending` or
+    /// `ready` while a deployment owns the feature): the replaced deployment, restarted by its
+    /// kubelet, must not take the feature back. Re-checked.
+    HandOverInProgress(Version),
 }
 
 impl FreezeReason {
@@ -63,7 +67,10 @@ impl FreezeReason {
     pub fn is_final(&self) -> bool {
         match self {
             Self::Superseded(_) | Self::NoOwnId => true,
-            Self::SetOwnerLocal | Self::SystemNotUp | Self::VersionDisabled => false,
+            Self::SetOwnerLocal
+            | Self::SystemNotUp
+            | Self::VersionDisabled
+            | Self::HandOverInProgress(_) => false,
         }
     }
 }
@@ -82,6 +89,9 @@ impl fmt::Display for FreezeReason {
                 f.write_str("bail out as current deploy version was cleared; re-deploy")
             }
             Self::NoOwnId => f.write_str("bail out as the container does not know its own id"),
+            Self::HandOverInProgress(v) => {
+                write!(f, "bail out as version {v} is taking over from kube")
+            }
         }
     }
 }
@@ -173,6 +183,19 @@ impl StartupMachine {
             && facts.labels.get(&k).is_some_and(|l| l.as_str() == "false")
         {
             return Some(FreezeReason::VersionDisabled);
+        }
+        // Upstream lets a pod that comes while another version is pending overwrite
+        // `container_version` (the newer deployment supersedes). During a kube → kube hand-over
+        // the pod coming is the replaced version restarted by its kubelet (the hand-over's
+        // `container stop` killed it): admitting it would supersede the new version for good.
+        if facts.status.current_owner == CurrentOwner::Kube
+            && matches!(
+                facts.status.remote_state,
+                RemoteState::Pending | RemoteState::Ready
+            )
+            && let Some(other) = facts.status.container_version.as_ref().filter(|o| *o != v)
+        {
+            return Some(FreezeReason::HandOverInProgress(other.clone()));
         }
         if self.args.own_id.is_none() {
             return Some(FreezeReason::NoOwnId);

@@ -653,3 +653,37 @@ fn unmanaged_local_container_proceeds_without_writes() {
     );
     check(&t, "proceed");
 }
+
+#[test]
+fn replaced_kube_version_restarted_during_a_hand_over_is_held_until_the_new_one_runs() {
+    // 1.1.0 ran under kube; 1.2.0 asked with `pending`; the hand-over killed 1.1.0 and its
+    // kubelet restarted it. Admitting it would supersede 1.2.0 for good (bug A of the lab).
+    let mut st = up(RemoteState::Pending);
+    st.current_owner = CurrentOwner::Kube;
+    st.container_id = Some("0123456789ab".into());
+    st.container_version = Some(ver("1.2.0"));
+    let (mut m, t) = first_check(
+        args(SetOwner::Kube, "1.1.0"),
+        startup_facts(SetOwner::Kube, st.clone()),
+    );
+    check(
+        &t,
+        "frozen: bail out as version 1.2.0 is taking over from kube",
+    );
+    assert!(!m.is_done());
+    // Still held while 1.2.0 is `ready`.
+    assert_eq!(
+        m.step(Timestamp::from_millis(60_000), StartupEvent::Timeout),
+        vec![StartupAction::ReadFacts]
+    );
+    st.remote_state = RemoteState::Ready;
+    let out = m.step(
+        Timestamp::from_millis(60_001),
+        StartupEvent::Facts(Box::new(startup_facts(SetOwner::Kube, st))),
+    );
+    check(
+        &trace(&out),
+        "frozen: bail out as version 1.2.0 is taking over from kube",
+    );
+    assert_eq!(m.poll_timeout(), Some(Timestamp::from_millis(120_001)));
+}

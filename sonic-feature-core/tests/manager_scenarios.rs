@@ -676,7 +676,10 @@ fn recovery_before_the_deadline_cancels_failure_detection() {
     );
     assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(300_000)));
     s.at(100, "running", fstat("snmp", kube_running("2.0")));
-    // Only the mark-good timer (600 s after running) remains.
+    // The failure is forgotten after a whole period of running (bug B: a crash loop shows
+    // `running` briefly on every cycle); then only the mark-good timer remains.
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(400_000)));
+    assert!(s.tick().is_empty(), "{}", s.trace());
     assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(700_000)));
 }
 
@@ -889,4 +892,304 @@ fn failure_detection_of_thirty_seconds_alerts_and_falls_back_within_a_minute() {
           restart snmp -> local
         "#,
     );
+}
+
+/// Status of a deployment of `v` with this owner and remote state (container `id`).
+fn deploy(v: &str, owner: CurrentOwner, remote: RemoteState, id: &str) -> FeatureStatus {
+    let mut s = st(owner, remote);
+    s.container_version = Some(ver(v));
+    s.container_id = Some(id.into());
+    s
+}
+
+#[test]
+fn hld_upgrade_removes_the_replaced_version_label_before_the_hand_over_restart() {
+    // Bug A: 1.2.0 writes `container_version=1.2.0, remote_state=pending` first, so the status
+    // before "running 1.2.0" never shows 1.1.0 running.
+    let mut s = connected_sim();
+    s.at(1, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    let old = "0123456789ab";
+    s.at(
+        1,
+        "running 1.1.0",
+        fstat(
+            "snmp",
+            deploy("1.1.0", CurrentOwner::Kube, RemoteState::Running, old),
+        ),
+    );
+    s.at(1, "active", s.active("snmp", true));
+    s.at(
+        2,
+        "desired echoed, rollout adds 1.2.0",
+        Event::DesiredLabelsChanged(labels(&[
+            ("snmp_1.1.0_enabled", "true"),
+            ("snmp_1.2.0_enabled", "true"),
+            ("snmp_enabled", "true"),
+        ])),
+    );
+    s.at(2, "patched", s.patched());
+    s.at(
+        10,
+        "1.2.0 pending",
+        fstat(
+            "snmp",
+            deploy("1.2.0", CurrentOwner::Kube, RemoteState::Pending, old),
+        ),
+    );
+    s.at(10, "active", s.active("snmp", true));
+    s.at(
+        11,
+        "desired echoed",
+        Event::DesiredLabelsChanged(labels(&[
+            ("snmp_1.2.0_enabled", "true"),
+            ("snmp_enabled", "true"),
+        ])),
+    );
+    s.at(12, "patched", s.patched());
+    s.at(
+        13,
+        "1.2.0 ready",
+        fstat(
+            "snmp",
+            deploy("1.2.0", CurrentOwner::None, RemoteState::Ready, ""),
+        ),
+    );
+    s.at(
+        14,
+        "1.2.0 running",
+        fstat(
+            "snmp",
+            deploy(
+                "1.2.0",
+                CurrentOwner::Kube,
+                RemoteState::Running,
+                "abcdefabcdef",
+            ),
+        ),
+    );
+    check(
+        &s.trace(),
+        r#"
+        @1s config
+        @1s running 1.1.0
+          desired labels snmp_1.1.0_enabled=true
+          is-active snmp
+        @1s active
+          desired labels snmp_enabled=true
+        @2s desired echoed, rollout adds 1.2.0
+          patch node labels snmp_1.1.0_enabled=true snmp_1.2.0_enabled=true snmp_enabled=true
+        @2s patched
+        @10s 1.2.0 pending
+          desired labels snmp_1.1.0_enabled-
+          is-active snmp
+        @10s active
+        @11s desired echoed
+          patch node labels snmp_1.1.0_enabled-
+        @12s patched
+          restart snmp -> kube
+        @13s 1.2.0 ready
+        @14s 1.2.0 running
+        "#,
+    );
+}
+
+#[test]
+fn hld_upgrade_while_disconnected_hands_over_at_once_and_still_drops_the_old_label() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    let old = "0123456789ab";
+    s.at(
+        0,
+        "running 1.1.0",
+        fstat(
+            "snmp",
+            deploy("1.1.0", CurrentOwner::Kube, RemoteState::Running, old),
+        ),
+    );
+    s.at(0, "active", s.active("snmp", true));
+    s.at(
+        1,
+        "desired echoed",
+        Event::DesiredLabelsChanged(labels(&[
+            ("snmp_1.1.0_enabled", "true"),
+            ("snmp_1.2.0_enabled", "true"),
+            ("snmp_enabled", "true"),
+        ])),
+    );
+    s.at(
+        10,
+        "1.2.0 pending",
+        fstat(
+            "snmp",
+            deploy("1.2.0", CurrentOwner::Kube, RemoteState::Pending, old),
+        ),
+    );
+    s.at(10, "active", s.active("snmp", true));
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s running 1.1.0
+          desired labels snmp_1.1.0_enabled=true
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+        @1s desired echoed
+        @10s 1.2.0 pending
+          desired labels snmp_1.1.0_enabled-
+          is-active snmp
+        @10s active
+          restart snmp -> kube
+        "#,
+    );
+}
+
+#[test]
+fn fast_crash_loop_is_detected_although_the_pod_briefly_runs_every_cycle() {
+    // Bug B: every cycle shows kube/running for a moment; that must not restart the clock.
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(5, true)));
+    let mut alerts = Vec::new();
+    for cycle in 0..151u64 {
+        let t = cycle * 4;
+        let id = format!("{cycle:012x}");
+        for (dt, status) in [
+            (
+                0,
+                deploy("2.0", CurrentOwner::None, RemoteState::Pending, ""),
+            ),
+            (
+                1,
+                deploy("2.0", CurrentOwner::Kube, RemoteState::Running, &id),
+            ),
+            (
+                2,
+                deploy("2.0", CurrentOwner::None, RemoteState::Stopped, ""),
+            ),
+        ] {
+            for a in s.at(t + dt, "cycle", fstat("snmp", status)) {
+                if let Action::Alert { message, .. } = a {
+                    alerts.push(format!("@{}s {message}", t + dt));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        alerts,
+        vec![
+            "@300s not running under kubernetes for 5 minutes".to_owned(),
+            "@600s failure persists: falling back to the local golden image".to_owned(),
+        ],
+        "{}",
+        s.trace()
+    );
+}
+
+#[test]
+fn rollback_restarts_the_service_once_and_alerts_once() {
+    // Bug C: the rollback's own `remote_state=none` write (stopped -> none) must not trigger the
+    // fast fallback, and the restart's short `system_state=down` must not reset the alert.
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(5, true)));
+    s.at(
+        0,
+        "pending",
+        fstat(
+            "snmp",
+            deploy("2.0", CurrentOwner::None, RemoteState::Pending, ""),
+        ),
+    );
+    s.at(0, "inactive", s.active("snmp", false));
+    s.at(
+        10,
+        "crashed",
+        fstat(
+            "snmp",
+            deploy("2.0", CurrentOwner::None, RemoteState::Stopped, ""),
+        ),
+    );
+    s.tick();
+    s.tick();
+    s.at(
+        600,
+        "rollback's write",
+        fstat(
+            "snmp",
+            deploy("2.0", CurrentOwner::None, RemoteState::None, ""),
+        ),
+    );
+    let mut down = deploy("2.0", CurrentOwner::None, RemoteState::None, "");
+    down.system_state = Some(SystemState::Down);
+    s.at(601, "service down", fstat("snmp", down));
+    s.at(
+        602,
+        "local up",
+        fstat(
+            "snmp",
+            deploy("1.0", CurrentOwner::Local, RemoteState::None, "snmp"),
+        ),
+    );
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s pending
+          is-active snmp
+        @0s inactive
+        @10s crashed
+          is-active snmp
+        @300s timeout
+          alert snmp: not running under kubernetes for 5 minutes
+        @600s timeout
+          alert snmp: failure persists: falling back to the local golden image
+          desired labels snmp_2.0_enabled=false
+          status snmp {remote_state: none}
+          restart snmp -> local
+        @600s rollback's write
+        @601s service down
+        @602s local up
+        "#,
+    );
+    assert_eq!(s.m.poll_timeout(), None);
+}
+
+#[test]
+fn rollback_blocks_the_failing_version_even_when_local_already_runs() {
+    // Bug D: `container wait` reverted to local before the second period ended.
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(5, true)));
+    s.at(
+        0,
+        "pending",
+        fstat(
+            "snmp",
+            deploy("2.0", CurrentOwner::None, RemoteState::Pending, ""),
+        ),
+    );
+    s.at(0, "inactive", s.active("snmp", false));
+    s.at(
+        100,
+        "reverted to local",
+        fstat(
+            "snmp",
+            deploy("1.0", CurrentOwner::Local, RemoteState::None, "snmp"),
+        ),
+    );
+    s.tick();
+    s.tick();
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s pending
+          is-active snmp
+        @0s inactive
+        @100s reverted to local
+        @300s timeout
+          alert snmp: not running under kubernetes for 5 minutes
+        @600s timeout
+          desired labels snmp_2.0_enabled=false
+        "#,
+    );
+    assert_eq!(s.m.poll_timeout(), None);
 }
