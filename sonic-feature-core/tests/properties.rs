@@ -331,8 +331,8 @@ enum MOp {
     Flaky,
     /// Time passes.
     Wait(u16),
-    /// A feature status change.
-    Status(u8, u8),
+    /// A feature status change: owner, remote state, version.
+    Status(u8, u8, u8),
     /// A feature config change.
     Config(bool, bool, bool),
 }
@@ -343,7 +343,7 @@ fn mop() -> impl Strategy<Value = MOp> {
         2 => any::<bool>().prop_map(MOp::Master),
         2 => Just(MOp::Flaky),
         2 => (0u16..400).prop_map(MOp::Wait),
-        2 => (0u8..3, 0u8..5).prop_map(|(o, r)| MOp::Status(o, r)),
+        2 => (0u8..3, 0u8..5, 0u8..3).prop_map(|(o, r, v)| MOp::Status(o, r, v)),
         1 => (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(a, b, c)| MOp::Config(a, b, c)),
     ]
 }
@@ -358,6 +358,8 @@ struct MasterSim {
     queue: Vec<Event>,
     restarts: Vec<(SetOwner, Option<FeatureConfig>)>,
     config: Option<FeatureConfig>,
+    /// The latest feature status delivered.
+    status: Option<FeatureStatus>,
 }
 
 impl MasterSim {
@@ -384,6 +386,7 @@ impl MasterSim {
             queue: Vec::new(),
             restarts: Vec::new(),
             config: None,
+            status: None,
         };
         let ev = Event::Start {
             server_config: server(true),
@@ -530,7 +533,7 @@ impl MasterSim {
             }
             MOp::Flaky => self.flaky += 1,
             MOp::Wait(s) => self.advance(u64::from(*s) * 1000)?,
-            MOp::Status(o, r) => {
+            MOp::Status(o, r, v) => {
                 let owner =
                     [CurrentOwner::None, CurrentOwner::Local, CurrentOwner::Kube][*o as usize];
                 let remote = [
@@ -549,9 +552,10 @@ impl MasterSim {
                         String::new()
                     }),
                     remote_state: remote,
-                    container_version: Some(ver("2.0")),
+                    container_version: Some(ver(["1.0", "2.0", "3.0"][*v as usize])),
                     ..FeatureStatus::default()
                 };
+                self.status = Some(status.clone());
                 self.deliver(Event::FeatureStatusChanged {
                     feature: feat("snmp"),
                     status,
@@ -623,6 +627,28 @@ proptest! {
             .collect();
         prop_assert_eq!(&ours, &s.desired);
         prop_assert!(s.node.contains_key(&LabelKey::parse("kubernetes.io/os").unwrap()));
+        // After an upgrade (or any version change) completes, only the running version's label
+        // is true: every replaced version's label was removed (HLD safety check).
+        if let Some(st) = s.status.as_ref().filter(|st| {
+            st.current_owner == CurrentOwner::Kube && st.remote_state == RemoteState::Running
+        }) {
+            let running = format!("snmp_{}_enabled", st.container_version.as_ref().unwrap());
+            let enabled: Vec<&str> = s
+                .desired
+                .iter()
+                .filter(|(k, v)| {
+                    k.as_str().starts_with("snmp_")
+                        && k.as_str() != "snmp_enabled"
+                        && k.as_str().ends_with("_enabled")
+                        && v.as_str() == "true"
+                })
+                .map(|(k, _)| k.as_str())
+                .collect();
+            prop_assert!(
+                enabled.iter().all(|k| *k == running),
+                "version labels {enabled:?} while {running} runs"
+            );
+        }
     }
 }
 
