@@ -224,3 +224,95 @@ async fn kube_pod_of_the_local_version_is_frozen_and_local_keeps_the_feature() {
     );
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hld_order_upgrade_adds_the_new_label_and_the_node_removes_the_old_one() {
+    // The HLD's make-before-break rollout: the controller adds `snmp_1.2.0_enabled=true` while
+    // `snmp_1.1.0_enabled` stays; the node removes the older version's label itself (HLD
+    // "Safety Check Service": "Remove the label used by older manifest ... Node may do this
+    // removal"), before the hand-over restart kills the 1.1.0 container.
+    let _serial = serial().lock().await;
+    let c = lab(|o| o.daemonset = false).await;
+    let store = c.lab.kube().store().clone();
+
+    gated_daemonset(&c, KUBE_VERSION).await;
+    c.config(&[
+        "kubernetes",
+        "label",
+        "add",
+        &version_label(KUBE_VERSION),
+        "true",
+    ]);
+    c.config(&["feature", "owner", FEATURE, "kube"]);
+    c.wait_state("1.1.0 running under kube", |s| {
+        get(s, "current_owner") == Some("kube")
+            && get(s, "remote_state") == Some("running")
+            && get(s, "container_version") == Some(KUBE_VERSION)
+    })
+    .await;
+    c.wait_labels("1.1.0 labels on the node", |l| {
+        get(l, &format!("{FEATURE}_enabled")) == Some("true")
+            && get(l, &version_label(KUBE_VERSION)) == Some("true")
+    })
+    .await;
+
+    gated_daemonset(&c, UPGRADE_VERSION).await;
+    c.config(&[
+        "kubernetes",
+        "label",
+        "add",
+        &version_label(UPGRADE_VERSION),
+        "true",
+    ]);
+    let after = c
+        .wait_state("1.2.0 took over under kube", |s| {
+            get(s, "current_owner") == Some("kube")
+                && get(s, "remote_state") == Some("running")
+                && get(s, "container_version") == Some(UPGRADE_VERSION)
+        })
+        .await;
+    let new = c.running_kube_of(&image(UPGRADE_VERSION)).await;
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(get(&after, "container_id"), Some(&new[0].id[..12]));
+
+    // Only the running version's label is left, on the node and in KUBE_LABELS|SET.
+    c.wait_labels("only the running version's label", |l| {
+        get(l, &format!("{FEATURE}_enabled")) == Some("true")
+            && get(l, &version_label(UPGRADE_VERSION)) == Some("true")
+            && get(l, &version_label(KUBE_VERSION)).is_none()
+            && get(l, &format!("{FEATURE}_local")) == Some(LOCAL_VERSION)
+    })
+    .await;
+    assert_eq!(get(&c.desired_labels(), &version_label(KUBE_VERSION)), None);
+    c.wait_for(
+        "the 1.1.0 pod and container are gone",
+        lab_e2e::DEADLINE,
+        || async {
+            pods_of(store.as_ref(), "default", "snmp-1-1-0", NODE).is_empty()
+                && c.running_kube_of(&image(KUBE_VERSION)).await.is_empty()
+        },
+    )
+    .await;
+    // 1.2.0 keeps the feature past the old pod's end and a kubelet back-off: the replaced
+    // version never takes it back.
+    c.holds_for(
+        "1.2.0 keeps the feature",
+        Duration::from_secs(6),
+        || async {
+            let s = c.state();
+            if get(&s, "container_version") != Some(UPGRADE_VERSION)
+                || get(&s, "container_id") != Some(&new[0].id[..12])
+                || get(&s, "remote_state") != Some("running")
+            {
+                return Err(format!("state {s:?}"));
+            }
+            if !c.running_kube_of(&image(KUBE_VERSION)).await.is_empty() {
+                return Err("a 1.1.0 container runs again".into());
+            }
+            Ok(())
+        },
+    )
+    .await;
+    assert!(!c.running().await.contains_key(FEATURE));
+    c.finish().await;
+}
