@@ -28,6 +28,7 @@
 //! see [`crate::service_manager`].
 
 pub mod control;
+pub mod reboot;
 pub mod redis;
 
 use std::collections::BTreeMap;
