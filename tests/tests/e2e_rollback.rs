@@ -120,8 +120,8 @@ async fn crash_looping_kube_version_is_blocked_and_the_golden_local_image_takes_
         "local keeps the feature past the kubelet's back-off",
         Duration::from_secs(25),
         || async {
-            // Owned by local or briefly by nobody while the local unit restarts (the rollback
-            // restarts it twice, see the report), never handed back to kube.
+            // Owned by local or briefly by nobody while the local unit restarts, never handed
+            // back to kube.
             let s = c.state();
             if get(&s, "current_owner") == Some("kube") || get(&s, "remote_state") != Some("none") {
                 return Err(format!("state {s:?}"));

@@ -97,9 +97,8 @@ async fn kube_to_kube_upgrade_waits_for_the_version_labels_then_replaces_the_old
     .await;
 
     // The rollout controller moves this node from 1.1.0 to 1.2.0: it takes the old version's
-    // label away and adds the new one. (Adding the new label while the old one stays, the
-    // HLD's make-before-break order, needs the node to drop the old label itself; ctrmgrd does
-    // not yet, see the report of GitHub issue 8.)
+    // label away and adds the new one. (The HLD's make-before-break order, adding the new label
+    // while the old one stays, is `hld_order_upgrade_adds_the_new_label_and_the_node_removes_the_old_one`.)
     c.config(&["kubernetes", "label", "drop", &version_label(KUBE_VERSION)]);
     c.config(&[
         "kubernetes",
