@@ -273,7 +273,7 @@ fn wait_exits_non_zero_when_the_container_fails() {
     let f = unique_feature("snmp");
     lab.config(&f, &[("set_owner", "local")]);
     // A container whose application fails with status 3 shortly after starting.
-    lab.create_container_with_cmd(&f, &["sh", "-c", "sleep 2; exit 3"]);
+    lab.create_container_with_cmd(&f, &["/usr/bin/fail-after", "2", "3"]);
     lab.start_container(&f);
     lab.seed_state(&f, &[("current_owner", "local"), ("container_id", &f)]);
     let out = lab.container(&["wait", &f]);

@@ -17,17 +17,21 @@ const NODE: &str = "sonic-kubelet";
 const DEADLINE: Duration = Duration::from_secs(60);
 const IMAGE_REPO: &str = "kubelet-test/app";
 
-/// An image whose process runs until SIGTERM (a shell trap, as feature start scripts do).
+/// An image whose process runs until SIGTERM (a start script with a trap, as feature start
+/// scripts do).
 async fn app_image(host: &str, version: &str) -> String {
     let reference = format!("{IMAGE_REPO}:{version}");
     build_image(
         host,
         &reference,
-        &ImageSpec::new().env("IMAGE_VERSION", version).cmd([
-            "/bin/sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done",
-        ]),
+        &ImageSpec::new()
+            .env("IMAGE_VERSION", version)
+            .file(
+                "/usr/bin/app",
+                b"#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 1 & wait $!; done\n".to_vec(),
+                0o755,
+            )
+            .cmd(["/usr/bin/app"]),
     )
     .await
     .expect("test image must build");

@@ -245,10 +245,15 @@ pub const IMAGE_VERSION: &str = "20201231.11";
 /// "application", which first touches `/out/app-started`.
 pub const STARTUP_IMAGE: &str = "sonic-ctr-test-startup:1";
 
+/// A process that idles and exits 0 on SIGTERM at once (a bare `sleep` as PID 1 ignores it, and
+/// every `docker stop` would wait docker's grace period). A script in the image, not a shell
+/// string.
+const IDLE_SCRIPT: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nsleep 100000 &\nwait\n";
+/// `fail-after SECONDS STATUS`: an application that fails with STATUS after SECONDS.
+const FAIL_AFTER_SCRIPT: &str = "#!/bin/sh\nsleep \"$1\"\nexit \"$2\"\n";
+
 fn sleeper_cmd() -> Vec<String> {
-    ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
-        .map(String::from)
-        .to_vec()
+    vec!["/usr/bin/idle".to_string()]
 }
 
 /// Builds [`PLAIN_IMAGE`] once per process.
@@ -258,6 +263,12 @@ pub fn plain_image() -> &'static str {
         let host = docker_host().map_err(|e| format!("{e:#}"))?;
         let spec = ImageSpec::new()
             .env("IMAGE_VERSION", IMAGE_VERSION)
+            .file("/usr/bin/idle", IDLE_SCRIPT.as_bytes().to_vec(), 0o755)
+            .file(
+                "/usr/bin/fail-after",
+                FAIL_AFTER_SCRIPT.as_bytes().to_vec(),
+                0o755,
+            )
             .cmd(sleeper_cmd());
         block_on(build_image(&host, PLAIN_IMAGE, &spec)).map_err(|e| format!("{e:#}"))
     });

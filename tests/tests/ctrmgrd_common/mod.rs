@@ -208,12 +208,17 @@ impl Switch {
         // Images and the local container, as the SONiC image ships them.
         let local_image = format!("docker-{feature}");
         let kube_image = format!("{REGISTRY}/docker-{feature}");
-        // The shell stops on SIGTERM at once: a bare `sleep` as PID 1 ignores it, and every
-        // `docker stop` of the switch-over would wait docker's 10 s grace period.
+        // The idle script stops on SIGTERM at once: a bare `sleep` as PID 1 ignores it, and
+        // every `docker stop` of the switch-over would wait docker's 10 s grace period.
         let spec = |v: &str| {
             ImageSpec::new()
                 .env("IMAGE_VERSION", v)
-                .cmd(["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"])
+                .file(
+                    "/usr/bin/idle",
+                    b"#!/bin/sh\ntrap 'exit 0' TERM\nsleep 100000 &\nwait\n".to_vec(),
+                    0o755,
+                )
+                .cmd(["/usr/bin/idle"])
                 .label("org.sonic-tests.feature", feature.as_str())
         };
         let local_id = build_image(
