@@ -206,6 +206,9 @@ struct Daemon {
     report: Reporter,
     mirror: Mirror,
     manager: Option<Manager>,
+    /// The manager a reconcile replaces, kept until the new one is built so that its clocks
+    /// (tag-as-good, failure detection) continue instead of starting again.
+    previous: Option<Manager>,
     /// Bumped by every reconcile: answers of actions started before are dropped.
     generation: u64,
     queue: VecDeque<Action>,
@@ -309,6 +312,7 @@ pub async fn run(
         report,
         mirror: Mirror::default(),
         manager: None,
+        previous: None,
         generation: 0,
         queue: VecDeque::new(),
         executed: 0,
@@ -483,10 +487,18 @@ impl Daemon {
         }
     }
 
-    fn schedule_reconcile(&mut self) {
-        self.manager = None;
+    /// Stops deciding until the next reconcile: the manager is kept aside for its clocks, the
+    /// queued actions are dropped and the answers of the one in flight will be ignored.
+    fn park_manager(&mut self) {
+        if let Some(m) = self.manager.take() {
+            self.previous = Some(m);
+        }
         self.queue.clear();
         self.generation += 1;
+    }
+
+    fn schedule_reconcile(&mut self) {
+        self.park_manager();
         let at = self.now().plus(self.retry_delay);
         self.retry_delay = (self.retry_delay * 2).min(self.options.retry_max);
         self.reconcile_at = Some(self.reconcile_at.map_or(at, |t| t.min(at)));
@@ -509,9 +521,7 @@ impl Daemon {
                 }
             }
         }
-        self.manager = None;
-        self.queue.clear();
-        self.generation += 1;
+        self.park_manager();
         self.reconcile_at = Some(self.now());
     }
 
@@ -526,18 +536,14 @@ impl Daemon {
                     self.report.resolved(TOPIC_REDIS);
                     // The catch-up events are queued before the link says connected; the
                     // inputs branch drains them before this deadline fires.
-                    self.manager = None;
-                    self.queue.clear();
-                    self.generation += 1;
+                    self.park_manager();
                     self.reconcile_at = Some(self.now());
                 }
             }
             LinkState::Disconnected { error } => {
                 self.report.problem(TOPIC_REDIS, &error);
                 // Decisions wait until the state can be read again.
-                self.manager = None;
-                self.queue.clear();
-                self.generation += 1;
+                self.park_manager();
             }
         }
     }
@@ -559,11 +565,10 @@ impl Daemon {
     }
 
     /// Builds a new manager from the persisted journal, the server status, the node facts and
-    /// the mirror; on a database error, retries later.
+    /// the mirror, continuing the clocks of the manager it replaces; on a database error,
+    /// retries later.
     async fn reconcile(&mut self) {
-        self.manager = None;
-        self.queue.clear();
-        self.generation += 1;
+        self.park_manager();
         let read = async {
             let journal = self.ports.state.load_label_journal().await?;
             let status = self.ports.host.server_status().await?;
@@ -613,6 +618,10 @@ impl Daemon {
             .collect();
         for (feature, status) in statuses {
             self.feed(Event::FeatureStatusChanged { feature, status });
+        }
+        let now = self.now();
+        if let (Some(m), Some(previous)) = (self.manager.as_mut(), self.previous.take()) {
+            m.adopt_clocks(&previous, now);
         }
     }
 

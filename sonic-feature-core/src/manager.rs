@@ -416,6 +416,50 @@ impl Manager {
         self.connected
     }
 
+    /// Continues the clocks of `previous` — the manager this one replaces after a reconcile
+    /// (database reconnect, SIGHUP) — once the whole state has been fed to this one at `now`.
+    ///
+    /// A fresh manager starts every clock at the time it first sees a status, so without this a
+    /// Redis restart every few minutes would postpone forever the tag-as-good of a deployment
+    /// and the failure detection of a crash loop, and would raise a failure's alert a second
+    /// time. Only clocks that still describe the same thing are carried: the failure of a
+    /// feature this manager also sees failing (with its alert and rollback), the uninterrupted
+    /// run of a deployment it also sees running, the mark-good timer of the same container and
+    /// version. A mark-good whose facts or operations were in flight (their answers are dropped
+    /// at a reconcile) is asked again at once.
+    pub fn adopt_clocks(&mut self, previous: &Manager, now: Timestamp) {
+        for (f, e) in &mut self.features {
+            let Some(old) = previous.features.get(f) else {
+                continue;
+            };
+            if let (Some(new), Some(was)) = (e.failing_since, old.failing_since) {
+                e.failing_since = Some(new.min(was));
+                e.alerted |= old.alerted;
+                e.fell_back |= old.fell_back;
+            }
+            if let (Some(new), Some(was)) = (e.running_since, old.running_since) {
+                e.running_since = Some(new.min(was));
+            }
+            if e.candidate.is_none() {
+                e.candidate.clone_from(&old.candidate);
+            }
+            if e.kube_version.is_none() {
+                e.kube_version.clone_from(&old.kube_version);
+            }
+            if let (Some(m), Some(was)) = (e.mark_good.as_mut(), old.mark_good.as_ref())
+                && let MarkStage::Waiting(at) = m.stage
+                && m.container == was.container
+                && m.version == was.version
+            {
+                let carried = match was.stage {
+                    MarkStage::Waiting(t) => t,
+                    MarkStage::Gathering(_) | MarkStage::Running(_) => now,
+                };
+                m.stage = MarkStage::Waiting(at.min(carried));
+            }
+        }
+    }
+
     /// Feeds one event at `now`; returns the actions to carry out in order. Timers due at `now`
     /// fire too, so any event (not only [`Event::Timeout`]) advances time.
     pub fn step(&mut self, now: Timestamp, ev: Event) -> Vec<Action> {

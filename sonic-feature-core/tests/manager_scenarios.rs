@@ -1193,3 +1193,142 @@ fn rollback_blocks_the_failing_version_even_when_local_already_runs() {
     );
     assert_eq!(s.m.poll_timeout(), None);
 }
+
+/// A reconcile as the daemon does it: a fresh manager fed the whole state at `secs`, then the
+/// clocks of the one it replaces carried over.
+fn reconcile(s: &mut Sim, secs: u64, state: Vec<Event>) {
+    let now = Timestamp::from_millis(secs * 1000);
+    let mut fresh = Manager::new(
+        RemoteCtrConfig::default(),
+        node(),
+        s.m.label_journal().clone(),
+    );
+    for ev in state {
+        fresh.step(now, ev);
+    }
+    fresh.adopt_clocks(&s.m, now);
+    s.m = fresh;
+    s.out.push(format!("@{secs}s reconcile"));
+}
+
+#[test]
+fn a_reconcile_keeps_the_mark_good_deadline_of_a_running_deployment() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(1, "running", fstat("snmp", kube_running("20201231.74")));
+    let deadline = s.m.poll_timeout();
+    assert_eq!(deadline, Some(Timestamp::from_millis(601_000)));
+    reconcile(
+        &mut s,
+        400,
+        vec![
+            fconf("snmp", cfg(SetOwner::Kube)),
+            fstat("snmp", kube_running("20201231.74")),
+        ],
+    );
+    assert_eq!(s.m.poll_timeout(), deadline);
+    s.tick();
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @1s running
+          desired labels snmp_20201231.74_enabled=true
+          is-active snmp
+        @400s reconcile
+        @601s timeout
+          gather image facts snmp 0123456789ab
+        "#,
+    );
+}
+
+#[test]
+fn a_reconcile_asks_again_at_once_for_image_facts_that_were_in_flight() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(1, "running", fstat("snmp", kube_running("20201231.74")));
+    s.tick();
+    reconcile(
+        &mut s,
+        650,
+        vec![
+            fconf("snmp", cfg(SetOwner::Kube)),
+            fstat("snmp", kube_running("20201231.74")),
+        ],
+    );
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(650_000)));
+}
+
+#[test]
+fn a_reconcile_for_another_deployment_does_not_carry_the_old_mark_good_deadline() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(1, "running", fstat("snmp", kube_running("20201231.74")));
+    let mut other = kube_running("20201231.80");
+    other.container_id = Some("fedcba987654".into());
+    reconcile(
+        &mut s,
+        400,
+        vec![fconf("snmp", cfg(SetOwner::Kube)), fstat("snmp", other)],
+    );
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(1_000_000)));
+}
+
+#[test]
+fn a_reconcile_keeps_the_failure_clock_and_its_alert_is_not_raised_twice() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(5, true)));
+    let mut pending = st(CurrentOwner::None, RemoteState::Pending);
+    pending.container_version = Some(ver("2.0"));
+    s.at(0, "pending", fstat("snmp", pending.clone()));
+    s.at(0, "inactive", s.active("snmp", false));
+    s.tick();
+    reconcile(
+        &mut s,
+        400,
+        vec![fconf("snmp", watched(5, true)), fstat("snmp", pending)],
+    );
+    // The rollback stays due 2 periods after the failure began, not 2 periods after the
+    // reconcile; the alert of the first period is not repeated.
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(600_000)));
+    s.tick();
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s pending
+          is-active snmp
+        @0s inactive
+        @300s timeout
+          alert snmp: not running under kubernetes for 5 minutes
+        @400s reconcile
+        @600s timeout
+          alert snmp: failure persists: falling back to the local golden image
+          desired labels snmp_2.0_enabled=false
+          status snmp {remote_state: none}
+          restart snmp -> local
+        "#,
+    );
+}
+
+#[test]
+fn a_reconcile_after_the_feature_recovered_starts_no_failure_clock() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", watched(5, true)));
+    s.at(
+        0,
+        "pending",
+        fstat("snmp", st(CurrentOwner::None, RemoteState::Pending)),
+    );
+    reconcile(
+        &mut s,
+        100,
+        vec![
+            fconf("snmp", watched(5, true)),
+            fstat("snmp", kube_running("2.0")),
+        ],
+    );
+    // Running since the reconcile: the old failure is not carried into a running feature,
+    // only the mark-good timer of the deployment is armed.
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(700_000)));
+}
