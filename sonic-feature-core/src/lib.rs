@@ -8,6 +8,7 @@
 //! [`ports`] traits, which adapter crates implement.
 //!
 //! * [`model`]: domain types, parsed and validated once at the edge.
+//! * [`instances`]: multi-ASIC feature instances (`lldp0` = `lldp` on ASIC 0, unit `lldp@0`).
 //! * [`ports`]: the traits adapters implement (mocks behind the `mocks` feature).
 //! * [`container`]: the `container` command planners and the `wait` machine.
 //! * [`startup`]: `container_startup` admission.
@@ -20,6 +21,7 @@
 pub mod container;
 pub mod exec;
 pub mod images;
+pub mod instances;
 pub mod labels;
 pub mod manager;
 pub mod model;
