@@ -1,6 +1,8 @@
 //! ctrmgrd under faults, end to end: the master down while labels change (L*: the node ends with
-//! exactly the desired labels, the outage is logged once), Redis restarted mid-scenario
-//! (subscriptions reconnect and the daemon reconciles), SIGTERM finishing cleanly.
+//! exactly the desired labels, the outage is logged once), the master answering 5xx, resetting
+//! connections or too slow to answer in time (the same: reported once in the log and in STATE_DB,
+//! retried, resumed), Redis restarted mid-scenario (subscriptions reconnect and the daemon
+//! reconciles), SIGTERM finishing cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ctrmgrd_common;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use ctrmgrd_common::{Switch, wait_for};
 use sonic_db::Fields;
+use sonic_tests::fake_kube::{Fault, FaultRule};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -112,6 +115,115 @@ async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery(
     assert_eq!(daemon.terminate().await?, sonic_daemon::Exit::Terminated);
     sw.teardown().await;
     Ok(())
+}
+
+/// Labels changed while every request to the node objects meets `fault`: the daemon keeps
+/// running and retrying, reports the problem once in its log and once in STATE_DB
+/// (`last_error`), and once the fault is gone the node gets exactly the desired labels, the
+/// error is cleared and the recovery logged once.
+async fn labels_survive_a_misbehaving_master(feature: &str, fault: Fault) -> anyhow::Result<()> {
+    let mut sw = Switch::new(feature).await?;
+    sw.start_kubelet();
+    let daemon = sw.start_daemon(None).await?;
+    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    set_desired(&sw, &[("foo", "bar")]).await?;
+    wait_for("foo=bar on the node", DEADLINE, || async {
+        sw.node_labels().get("foo").map(String::as_str) == Some("bar")
+    })
+    .await?;
+
+    let before = daemon.log.lines().len();
+    let rule = sw
+        .kube
+        .inject(FaultRule::path_prefix("/api/v1/nodes", fault.clone()));
+    for i in 0..3 {
+        set_desired(&sw, &[("foo", &format!("v{i}")), (&format!("k{i}"), "x")]).await?;
+    }
+    wait_for("the problem in STATE_DB", DEADLINE, || async {
+        server_status(&sw)
+            .await
+            .get("last_error")
+            .is_some_and(|e| e.starts_with("node label update failed: "))
+    })
+    .await?;
+    // Several retries (retry_labels_update_seconds = 1, request timeout 3 s) meet the fault.
+    wait_for("retries meeting the fault", DEADLINE, || async {
+        sw.kube
+            .requests()
+            .iter()
+            .filter(|r| r.fault.is_some())
+            .count()
+            >= 3
+    })
+    .await?;
+    let server = server_status(&sw).await;
+    assert_eq!(
+        server.get("connected").map(String::as_str),
+        Some("true"),
+        "{fault:?}: a label failure is not a disconnection"
+    );
+    let problems: Vec<String> = daemon.log.lines()[before..]
+        .iter()
+        .filter(|(_, l)| l.starts_with("kubernetes master:") && !l.ends_with("recovered"))
+        .map(|(_, l)| l.clone())
+        .collect();
+    assert_eq!(problems.len(), 1, "{fault:?}: {problems:#?}");
+    assert!(
+        !daemon.handle.is_finished(),
+        "{fault:?}: the daemon stopped"
+    );
+    assert_ne!(
+        sw.node_labels().get("foo").map(String::as_str),
+        Some("v2"),
+        "{fault:?}: a label got through the fault"
+    );
+
+    sw.kube.remove_fault(rule);
+    wait_for("the desired labels on the node", DEADLINE, || async {
+        let l = sw.node_labels();
+        l.get("foo").map(String::as_str) == Some("v2")
+            && (0..3).all(|i| l.get(&format!("k{i}")).map(String::as_str) == Some("x"))
+    })
+    .await?;
+    wait_for("the problem cleared in STATE_DB", DEADLINE, || async {
+        !server_status(&sw).await.contains_key("last_error")
+    })
+    .await?;
+    wait_for("recovery logged once", DEADLINE, || async {
+        daemon.log.lines()[before..]
+            .iter()
+            .filter(|(_, l)| l == "kubernetes master: recovered")
+            .count()
+            == 1
+    })
+    .await?;
+    let problems_after = daemon.log.lines()[before..]
+        .iter()
+        .filter(|(_, l)| l.starts_with("kubernetes master:") && !l.ends_with("recovered"))
+        .count();
+    assert_eq!(problems_after, 1, "{:#?}", daemon.log.lines());
+    assert_eq!(daemon.terminate().await?, sonic_daemon::Exit::Terminated);
+    sw.teardown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_answering_503_to_label_updates_is_reported_once_and_the_labels_follow_later()
+-> anyhow::Result<()> {
+    labels_survive_a_misbehaving_master("m5snmp", Fault::Status(503)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_resetting_connections_is_reported_once_and_the_labels_follow_later()
+-> anyhow::Result<()> {
+    labels_survive_a_misbehaving_master("mrsnmp", Fault::Reset).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_slower_than_the_request_timeout_is_reported_once_and_the_labels_follow_later()
+-> anyhow::Result<()> {
+    // The request timeout of the test switch is 3 s.
+    labels_survive_a_misbehaving_master("mssnmp", Fault::Slow(Duration::from_secs(5))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
