@@ -303,14 +303,24 @@ pub fn wait_exit_status(exit_code: i64) -> i32 {
 /// Poll period of `container wait` while no container id is known (upstream `WAIT_POLL_SECS`).
 pub const WAIT_POLL: Duration = Duration::from_secs(2);
 
+/// What `docker inspect` says about the feature's local container (answer to
+/// [`WaitAction::Inspect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InspectedContainer {
+    /// Whether it runs. A stopped local container is not waited on while Kubernetes must
+    /// deliver the feature (cold boot: the old container survives, STATE_DB does not).
+    pub running: bool,
+    /// The `IMAGE_VERSION` of its image, if the image has one.
+    pub version: Option<Version>,
+}
+
 /// Input of the [`WaitMachine`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitEvent {
     /// The deadline of [`WaitMachine::poll_timeout`] passed.
     Timeout,
-    /// Answer to [`WaitAction::Inspect`]: `None` if the container does not exist, else
-    /// `Some` of its `IMAGE_VERSION` (itself `None` when the image has none).
-    Inspected(Option<Option<Version>>),
+    /// Answer to [`WaitAction::Inspect`]: `None` if the container does not exist.
+    Inspected(Option<InspectedContainer>),
     /// Answer to [`WaitAction::ReadStatus`].
     Status(FeatureStatus),
 }
@@ -318,7 +328,8 @@ pub enum WaitEvent {
 /// Output of the [`WaitMachine`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitAction {
-    /// Inspect the container and answer with [`WaitEvent::Inspected`] (its `IMAGE_VERSION`).
+    /// Inspect the container and answer with [`WaitEvent::Inspected`] (whether it runs, its
+    /// `IMAGE_VERSION`).
     Inspect(ContainerId),
     /// Read STATE_DB `FEATURE|<f>` and answer with [`WaitEvent::Status`].
     ReadStatus,
@@ -362,10 +373,20 @@ enum WaitPhase {
 /// recording `container_stable_version`; without a container it polls every 2 s, promotes
 /// `pending` to `ready`, follows the container once its id appears, and with fallback allowed
 /// gives up at the revert-to-local deadline.
+///
+/// "Without a container" includes a local container that exists but does not run while
+/// `container start` did not run it ([`starts_local`] is false: kube owns the feature and must
+/// deliver it). After a cold reboot STATE_DB is empty, the id falls back to the feature name and
+/// the old local container is still there, stopped; waiting on it would end at once and make
+/// the unit restart in a loop. When start did run the local container, a stopped one has died
+/// and the wait ends at once so that the unit restarts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitMachine {
     feature: FeatureName,
     fallback: bool,
+    /// [`starts_local`] of the facts read at the start: whether `container start` ran the
+    /// local container.
+    started_local: bool,
     kube_support: bool,
     revert_after: Duration,
     deadline: Option<Timestamp>,
@@ -382,6 +403,7 @@ impl WaitMachine {
         let mut m = Self {
             feature: facts.feature.clone(),
             fallback: facts.config.fallback,
+            started_local: starts_local(facts),
             kube_support: facts.kube_support,
             revert_after: timers.revert_to_local_on_wait,
             deadline: None,
@@ -421,8 +443,15 @@ impl WaitMachine {
     /// Feeds one event at `now`; returns the actions to carry out in order.
     pub fn step(&mut self, now: Timestamp, ev: WaitEvent) -> Vec<WaitAction> {
         match (&self.phase, ev) {
-            (WaitPhase::Inspecting(id), WaitEvent::Inspected(Some(version))) => {
+            // Kube must deliver and nobody runs the old local container: it is no container.
+            (WaitPhase::Inspecting(_), WaitEvent::Inspected(Some(c)))
+                if !c.running && !self.started_local =>
+            {
+                self.start_polling(now)
+            }
+            (WaitPhase::Inspecting(id), WaitEvent::Inspected(Some(c))) => {
                 let id = id.clone();
+                let version = c.version;
                 self.phase = WaitPhase::Done;
                 let mut out = Vec::new();
                 if let (Some(v), true) = (version, self.kube_support) {

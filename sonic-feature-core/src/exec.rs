@@ -6,8 +6,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::container::{
-    CommandAction, CommandFacts, Refusal, StateChange, WaitAction, WaitEvent, WaitMachine, plan_id,
-    plan_kill, plan_start, plan_state, plan_stop, wait_exit_status,
+    CommandAction, CommandFacts, InspectedContainer, Refusal, StateChange, WaitAction, WaitEvent,
+    WaitMachine, plan_id, plan_kill, plan_start, plan_state, plan_stop, wait_exit_status,
 };
 use crate::images::ImageOp;
 use crate::manager::{Action, Event};
@@ -230,7 +230,10 @@ where
                             operation: format!("docker inspect {id}"),
                             source,
                         })?;
-                    next = Some(WaitEvent::Inspected(info.map(|i| i.image_version)));
+                    next = Some(WaitEvent::Inspected(info.map(|i| InspectedContainer {
+                        running: i.running,
+                        version: i.image_version,
+                    })));
                 }
                 WaitAction::ReadStatus => {
                     next = Some(WaitEvent::Status(
@@ -938,6 +941,121 @@ mod tests {
         .unwrap();
         assert_eq!(code, 0);
         assert_eq!(clock.now(), Timestamp::from_millis(360_000));
+    }
+
+    /// The old local container, stopped, as Docker reports it after a cold reboot.
+    fn stopped_snmp() -> ContainerInfo {
+        ContainerInfo {
+            id: "f00d".into(),
+            name: "snmp".into(),
+            image_id: "sha256:1".into(),
+            image_version: Some(Version::parse("1.0").unwrap()),
+            running: false,
+        }
+    }
+
+    #[test]
+    fn wait_after_cold_boot_polls_past_the_stopped_local_container_until_the_pod_registers() {
+        // Kube owns snmp without fallback and STATE_DB is empty: start did not run the local
+        // container, so its stopped leftover must not end the wait.
+        let cfg = FeatureConfig {
+            set_owner: SetOwner::Kube,
+            fallback: false,
+            ..FeatureConfig::default()
+        };
+        let mut store = MockFeatureStore::new();
+        store
+            .expect_feature_config()
+            .returning(move |_| Ok(Some(cfg.clone())));
+        store.expect_server_status().returning(|| {
+            Ok(ServerStatus {
+                connected: true,
+                ..ServerStatus::default()
+            })
+        });
+        let reads = Arc::new(AtomicU64::new(0));
+        let r = reads.clone();
+        store.expect_feature_status().returning(move |_| {
+            // The command's own read and two polls see the empty table, then the pod registers.
+            Ok(if r.fetch_add(1, Ordering::SeqCst) < 3 {
+                FeatureStatus {
+                    system_state: Some(SystemState::Up),
+                    ..FeatureStatus::default()
+                }
+            } else {
+                FeatureStatus {
+                    system_state: Some(SystemState::Up),
+                    current_owner: CurrentOwner::Kube,
+                    container_id: Some("0123456789ab".into()),
+                    remote_state: RemoteState::Running,
+                    ..FeatureStatus::default()
+                }
+            })
+        });
+        // No status write: a stopped leftover's version is not the stable one.
+        store.expect_update_feature_status().never();
+        let mut rt = MockContainerRuntime::new();
+        rt.expect_inspect()
+            .withf(|id| id.as_str() == "snmp")
+            .times(3)
+            .returning(|_| Ok(Some(stopped_snmp())));
+        rt.expect_wait()
+            .withf(|id| id.as_str() == "0123456789ab")
+            .times(1)
+            .returning(|_| Ok(0));
+        let clock = ManualClock::default();
+        let code = block_on(container_wait(
+            &store,
+            &rt,
+            &clock,
+            clock.sleeper(),
+            &snmp(),
+            true,
+            &RemoteCtrConfig::default(),
+        ))
+        .unwrap();
+        assert_eq!(code, 0);
+        assert_eq!(reads.load(Ordering::SeqCst), 4);
+        assert_eq!(clock.now(), Timestamp::from_millis(6000));
+    }
+
+    #[test]
+    fn wait_on_a_dead_local_container_of_a_local_feature_ends_at_once() {
+        let st = FeatureStatus {
+            current_owner: CurrentOwner::Local,
+            container_id: Some("snmp".into()),
+            ..FeatureStatus::default()
+        };
+        let mut store = store_with(FeatureConfig::default(), st, false);
+        store
+            .expect_update_feature_status()
+            .with(
+                eq(snmp()),
+                eq(StatusUpdate::new().container_stable_version(Version::parse("1.0").unwrap())),
+            )
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut rt = MockContainerRuntime::new();
+        rt.expect_inspect()
+            .times(1)
+            .returning(|_| Ok(Some(stopped_snmp())));
+        rt.expect_wait()
+            .withf(|id| id.as_str() == "snmp")
+            .times(1)
+            .returning(|_| Ok(1));
+        let clock = ManualClock::default();
+        let code = block_on(container_wait(
+            &store,
+            &rt,
+            &clock,
+            clock.sleeper(),
+            &snmp(),
+            true,
+            &RemoteCtrConfig::default(),
+        ))
+        .unwrap();
+        assert_eq!(code, 255);
+        assert_eq!(clock.now(), Timestamp::from_millis(0));
     }
 
     fn startup_store(statuses: Vec<FeatureStatus>, set_owner: SetOwner) -> MockFeatureStore {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{Facts, T, check, feat, labels, trace, ver};
 use sonic_feature_core::container::{
-    CommandAction, StateChange, WaitEvent, WaitMachine, plan_id, plan_kill, plan_start, plan_state,
-    plan_stop, wait_exit_status,
+    CommandAction, InspectedContainer, StateChange, WaitAction, WaitEvent, WaitMachine, plan_id,
+    plan_kill, plan_start, plan_state, plan_stop, wait_exit_status,
 };
 use sonic_feature_core::model::{
     AdminState, ContainerId, CurrentOwner, FeatureName, FeatureStatus, RemoteCtrConfig,
@@ -211,7 +211,10 @@ fn c_w0_wait_local_records_stable_version_and_waits_on_the_feature() {
     );
     let second = m.step(
         Timestamp::from_millis(10),
-        WaitEvent::Inspected(Some(Some(ver("20201231.11")))),
+        WaitEvent::Inspected(Some(InspectedContainer {
+            running: true,
+            version: Some(ver("20201231.11")),
+        })),
     );
     check(
         &format!("{}\n{}", trace(&first), trace(&second)),
@@ -227,11 +230,24 @@ fn c_w0_wait_local_records_stable_version_and_waits_on_the_feature() {
     assert_eq!(wait_exit_status(1), 255);
 }
 
-/// Drives a wait machine: `script` answers each read with a status; prints `@ms action`.
+/// Drives a wait machine: `script` answers each read with a status; prints `@ms action`. No
+/// inspect is expected (the status never resolves to the local container).
 fn drive_wait(
     facts: &sonic_feature_core::container::CommandFacts,
     timers: &RemoteCtrConfig,
+    script: impl FnMut(u64) -> FeatureStatus,
+) -> String {
+    drive_wait_inspecting(facts, timers, script, |now| {
+        panic!("unexpected docker inspect at {now} ms")
+    })
+}
+
+/// [`drive_wait`] where `inspect` answers each inspect of the local container.
+fn drive_wait_inspecting(
+    facts: &sonic_feature_core::container::CommandFacts,
+    timers: &RemoteCtrConfig,
     mut script: impl FnMut(u64) -> FeatureStatus,
+    mut inspect: impl FnMut(u64) -> Option<InspectedContainer>,
 ) -> String {
     let mut now = 0u64;
     let (mut m, mut actions) = WaitMachine::new(facts, timers, Timestamp::from_millis(now));
@@ -240,8 +256,13 @@ fn drive_wait(
         let mut next = None;
         for a in &actions {
             out.push(format!("@{now} {a}"));
-            if matches!(a, sonic_feature_core::container::WaitAction::ReadStatus) {
-                next = Some(WaitEvent::Status(script(now)));
+            match a {
+                WaitAction::ReadStatus => next = Some(WaitEvent::Status(script(now))),
+                WaitAction::Inspect(_) => next = Some(WaitEvent::Inspected(inspect(now))),
+                WaitAction::UpdateStatus(_)
+                | WaitAction::WaitOn(_)
+                | WaitAction::GaveUp
+                | WaitAction::Fail(_) => {}
             }
         }
         if m.is_done() {
@@ -360,6 +381,250 @@ fn wait_on_a_fresh_db_polls_when_the_feature_container_does_not_exist() {
     );
     assert_eq!(m.poll_timeout(), Some(Timestamp::from_millis(2005)));
     assert_eq!(m.deadline(), Some(Timestamp::from_millis(360_005)));
+}
+
+/// The old local container left by a cold reboot: it exists, stopped, with its image version.
+fn stopped_leftover(_now: u64) -> Option<InspectedContainer> {
+    Some(InspectedContainer {
+        running: false,
+        version: Some(ver("1.0.0")),
+    })
+}
+
+/// STATE_DB `FEATURE|snmp` after a cold reboot and `container start`: only `system_state`.
+fn cold_boot_status() -> FeatureStatus {
+    FeatureStatus {
+        system_state: Some(SystemState::Up),
+        ..FeatureStatus::default()
+    }
+}
+
+#[test]
+fn cold_boot_wait_of_kube_feature_without_fallback_polls_past_the_stopped_local_container() {
+    // start did not run the local container (kube must deliver); its stopped leftover is no
+    // container to wait on. The wait polls, promotes the pod's pending request, then follows
+    // the pod once container_startup registered it. No deadline without fallback.
+    let facts = Facts::new("snmp")
+        .owner(SetOwner::Kube)
+        .no_fallback()
+        .system(SystemState::Up)
+        .0;
+    let t = drive_wait_inspecting(
+        &facts,
+        &RemoteCtrConfig::default(),
+        |now| {
+            let mut s = cold_boot_status();
+            if now >= 6000 {
+                s.remote_state = RemoteState::Pending;
+            }
+            if now >= 8000 {
+                s.current_owner = CurrentOwner::Kube;
+                s.container_id = Some("0123456789ab".into());
+                s.remote_state = RemoteState::Running;
+            }
+            s
+        },
+        stopped_leftover,
+    );
+    check(
+        &t,
+        r#"
+        @0 docker inspect snmp
+        @2000 read status
+        @2000 docker inspect snmp
+        @4000 read status
+        @4000 docker inspect snmp
+        @6000 read status
+        @6000 status {remote_state: ready}
+        @6000 docker inspect snmp
+        @8000 read status
+        @8000 docker wait 0123456789ab
+        "#,
+    );
+}
+
+#[test]
+fn cold_boot_wait_without_fallback_has_no_deadline() {
+    let facts = Facts::new("snmp")
+        .owner(SetOwner::Kube)
+        .no_fallback()
+        .system(SystemState::Up)
+        .0;
+    let timers = RemoteCtrConfig {
+        revert_to_local_on_wait: Duration::from_secs(1),
+        ..RemoteCtrConfig::default()
+    };
+    let (mut m, _) = WaitMachine::new(&facts, &timers, Timestamp::from_millis(0));
+    assert!(
+        m.step(
+            Timestamp::from_millis(3),
+            WaitEvent::Inspected(stopped_leftover(3))
+        )
+        .is_empty()
+    );
+    assert_eq!(m.deadline(), None);
+    assert!(!m.is_done());
+    // An hour of polls: every one reads, inspects the leftover and polls on.
+    let mut now = 3;
+    for _ in 0..1800 {
+        let at = m.poll_timeout().expect("polling").as_millis();
+        assert_eq!(at, now + 2000);
+        now = at;
+        let read = m.step(Timestamp::from_millis(now), WaitEvent::Timeout);
+        assert_eq!(trace(&read), "read status");
+        let inspect = m.step(
+            Timestamp::from_millis(now),
+            WaitEvent::Status(cold_boot_status()),
+        );
+        assert_eq!(trace(&inspect), "docker inspect snmp");
+        assert!(
+            m.step(
+                Timestamp::from_millis(now),
+                WaitEvent::Inspected(stopped_leftover(now))
+            )
+            .is_empty()
+        );
+    }
+    assert!(!m.is_done());
+}
+
+#[test]
+fn wait_of_kube_feature_not_started_locally_falls_back_at_the_deadline_past_a_stopped_container() {
+    // Fallback allowed, but the master is joined and the deployment is stopped: start only
+    // marked the feature up. The stopped local container is polled past like no container, and
+    // the usual revert-to-local deadline applies.
+    let facts = Facts::new("snmp")
+        .owner(SetOwner::Kube)
+        .remote(RemoteState::Stopped)
+        .system(SystemState::Up)
+        .connected()
+        .0;
+    let timers = RemoteCtrConfig {
+        revert_to_local_on_wait: Duration::from_secs(5),
+        ..RemoteCtrConfig::default()
+    };
+    let t = drive_wait_inspecting(
+        &facts,
+        &timers,
+        |_| FeatureStatus {
+            remote_state: RemoteState::Stopped,
+            ..cold_boot_status()
+        },
+        stopped_leftover,
+    );
+    check(
+        &t,
+        r#"
+        @0 docker inspect snmp
+        @2000 read status
+        @2000 docker inspect snmp
+        @4000 read status
+        @4000 docker inspect snmp
+        @6000 status {remote_state: none}
+        @6000 exit: fall back to local
+        "#,
+    );
+}
+
+#[test]
+fn wait_on_a_dead_container_of_a_local_feature_ends_at_once() {
+    // Existing behaviour: the local container died, the wait ends and the unit restarts it.
+    let facts = Facts::new("snmp")
+        .current(CurrentOwner::Local)
+        .id("snmp")
+        .system(SystemState::Up)
+        .0;
+    let t = drive_wait_inspecting(
+        &facts,
+        &RemoteCtrConfig::default(),
+        |now| panic!("unexpected status read at {now} ms"),
+        stopped_leftover,
+    );
+    check(
+        &t,
+        r#"
+        @0 docker inspect snmp
+        @0 status {container_stable_version: 1.0.0}
+        @0 docker wait snmp
+        "#,
+    );
+}
+
+#[test]
+fn wait_on_a_dead_local_container_that_start_ran_for_a_kube_feature_ends_at_once() {
+    // Kube owner with fallback and no deployment: start ran the local container, so a stopped
+    // one has died and the unit must restart (the same as for a local owner).
+    let facts = Facts::new("snmp")
+        .owner(SetOwner::Kube)
+        .current(CurrentOwner::Local)
+        .id("snmp")
+        .system(SystemState::Up)
+        .0;
+    let t = drive_wait_inspecting(
+        &facts,
+        &RemoteCtrConfig::default(),
+        |now| panic!("unexpected status read at {now} ms"),
+        stopped_leftover,
+    );
+    check(
+        &t,
+        r#"
+        @0 docker inspect snmp
+        @0 status {container_stable_version: 1.0.0}
+        @0 docker wait snmp
+        "#,
+    );
+}
+
+#[test]
+fn wait_without_kube_support_waits_on_the_stopped_local_container() {
+    // Without Kubernetes support start always runs the local container; no status write.
+    let facts = Facts::new("snmp")
+        .owner(SetOwner::Kube)
+        .no_fallback()
+        .without_kube_support()
+        .0;
+    let t = drive_wait_inspecting(
+        &facts,
+        &RemoteCtrConfig::default(),
+        |now| panic!("unexpected status read at {now} ms"),
+        stopped_leftover,
+    );
+    check(
+        &t,
+        r#"
+        @0 docker inspect snmp
+        @0 docker wait snmp
+        "#,
+    );
+}
+
+#[test]
+fn running_local_container_of_a_kube_feature_without_fallback_is_waited_on() {
+    // A local container that runs (e.g. the image a warm reboot carried) is followed as before.
+    let facts = Facts::new("snmp")
+        .owner(SetOwner::Kube)
+        .no_fallback()
+        .system(SystemState::Up)
+        .0;
+    let t = drive_wait_inspecting(
+        &facts,
+        &RemoteCtrConfig::default(),
+        |now| panic!("unexpected status read at {now} ms"),
+        |_| {
+            Some(InspectedContainer {
+                running: true,
+                version: None,
+            })
+        },
+    );
+    check(
+        &t,
+        r#"
+        @0 docker inspect snmp
+        @0 docker wait snmp
+        "#,
+    );
 }
 
 #[test]

@@ -15,8 +15,8 @@ use proptest::prelude::*;
 
 use common::{feat, ver};
 use sonic_feature_core::container::{
-    CommandAction, CommandFacts, WaitAction, WaitEvent, WaitMachine, plan_kill, plan_start,
-    plan_stop,
+    CommandAction, CommandFacts, InspectedContainer, WaitAction, WaitEvent, WaitMachine, plan_kill,
+    plan_start, plan_stop, starts_local,
 };
 use sonic_feature_core::images::{
     LOCAL_TAG, MarkGoodFacts, MarkGoodPlan, apply_ops, golden_after, plan_mark_good,
@@ -236,15 +236,32 @@ impl World {
                             match a {
                                 WaitAction::UpdateStatus(u) => u.apply_to(&mut self.status),
                                 WaitAction::Inspect(id) => {
+                                    // The local container always exists (it survives reboots
+                                    // and stops); it runs only when started.
+                                    let local = InspectedContainer {
+                                        running: self.local_running,
+                                        version: None,
+                                    };
                                     ev = Some(WaitEvent::Inspected(
-                                        (id.as_str() == "snmp").then_some(None),
+                                        (id.as_str() == "snmp").then_some(local),
                                     ));
                                 }
                                 WaitAction::ReadStatus => {
                                     ev = Some(WaitEvent::Status(self.status.clone()));
                                 }
                                 WaitAction::GaveUp => prop_assert!(self.config.fallback),
-                                WaitAction::WaitOn(_) | WaitAction::Fail(_) => {}
+                                WaitAction::WaitOn(id) => {
+                                    // A stopped local container ends the wait (the unit
+                                    // restarts) only when start ran it; else kube must deliver
+                                    // and the wait polls (cold boot).
+                                    prop_assert!(
+                                        id.as_str() != "snmp"
+                                            || self.local_running
+                                            || starts_local(&facts),
+                                        "wait ended on a stopped local container start did not run"
+                                    );
+                                }
+                                WaitAction::Fail(_) => {}
                             }
                         }
                         let ev = match ev {
