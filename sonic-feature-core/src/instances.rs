@@ -14,11 +14,21 @@
 //! lists every way to read a name and [`resolve`] picks one with the facts of the platform (its
 //! ASICs and the configured features): a feature configured under the very name wins, then the
 //! longest configured base on an ASIC the platform has.
+//!
+//! [`InstanceStore`] applies the "where" half of the rule to the [`FeatureStore`] port, so that
+//! `ctrmgrd` and the `container` command read and write an instance in the same places.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
-use crate::model::{FeatureName, ModelError};
+use async_trait::async_trait;
+
+use crate::model::{
+    FeatureConfig, FeatureName, FeatureStatus, LabelKey, ModelError, NodeLabels, ServerStatus,
+    StatusUpdate,
+};
+use crate::ports::{FeatureStore, PortError};
 
 /// Why an ASIC number or an instance name could not be formed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +219,95 @@ pub fn resolve(
     known.into_iter().next().map(Target::Unplaced)
 }
 
+/// The [`FeatureStore`] of one instance over the host's store and the store of its ASIC's
+/// namespace: the instance's configuration is the host's entry of its feature, its status the
+/// namespace's entry of its feature; every other feature, the server status and the node labels
+/// are the host's (ctrmgrd and the master are the host's).
+pub struct InstanceStore {
+    host: Arc<dyn FeatureStore>,
+    namespace: Arc<dyn FeatureStore>,
+    instance: Instance,
+}
+
+impl fmt::Debug for InstanceStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanceStore")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InstanceStore {
+    /// `instance` with its status in `namespace`, everything else in `host`.
+    pub fn new(
+        host: Arc<dyn FeatureStore>,
+        namespace: Arc<dyn FeatureStore>,
+        instance: Instance,
+    ) -> Self {
+        Self {
+            host,
+            namespace,
+            instance,
+        }
+    }
+
+    /// The instance.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// The store holding the status of `f`, and its key there.
+    fn status_of<'a>(&'a self, f: &'a FeatureName) -> (&'a dyn FeatureStore, &'a FeatureName) {
+        if f == self.instance.name() {
+            (self.namespace.as_ref(), self.instance.feature())
+        } else {
+            (self.host.as_ref(), f)
+        }
+    }
+}
+
+#[async_trait]
+impl FeatureStore for InstanceStore {
+    async fn feature_config(&self, f: &FeatureName) -> Result<Option<FeatureConfig>, PortError> {
+        let key = if f == self.instance.name() {
+            self.instance.feature()
+        } else {
+            f
+        };
+        self.host.feature_config(key).await
+    }
+
+    async fn feature_status(&self, f: &FeatureName) -> Result<FeatureStatus, PortError> {
+        let (store, key) = self.status_of(f);
+        store.feature_status(key).await
+    }
+
+    async fn update_feature_status(
+        &self,
+        f: &FeatureName,
+        u: &StatusUpdate,
+    ) -> Result<(), PortError> {
+        let (store, key) = self.status_of(f);
+        store.update_feature_status(key, u).await
+    }
+
+    async fn server_status(&self) -> Result<ServerStatus, PortError> {
+        self.host.server_status().await
+    }
+
+    async fn desired_labels(&self) -> Result<NodeLabels, PortError> {
+        self.host.desired_labels().await
+    }
+
+    async fn update_desired_labels(
+        &self,
+        set: &NodeLabels,
+        remove: &[LabelKey],
+    ) -> Result<(), PortError> {
+        self.host.update_desired_labels(set, remove).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -363,6 +462,62 @@ mod tests {
             resolve(&f("snmp"), &set(&[a("0")]), &set(&[f("lldp")])),
             None
         );
+    }
+
+    #[test]
+    fn an_instance_store_reads_config_from_the_host_and_status_from_its_namespace() {
+        use crate::model::{LabelValue, RemoteState, SetOwner};
+        use crate::ports::MockFeatureStore;
+        let mut host = MockFeatureStore::new();
+        host.expect_feature_config()
+            .withf(|name| name.as_str() == "lldp")
+            .times(1)
+            .returning(|_| {
+                Ok(Some(FeatureConfig {
+                    set_owner: SetOwner::Kube,
+                    ..FeatureConfig::default()
+                }))
+            });
+        host.expect_feature_status()
+            .withf(|name| name.as_str() == "snmp")
+            .times(1)
+            .returning(|_| Ok(FeatureStatus::default()));
+        host.expect_update_desired_labels()
+            .withf(|set, remove| {
+                set.keys().map(ToString::to_string).collect::<Vec<_>>() == ["lldp0_enabled"]
+                    && remove.is_empty()
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut asic = MockFeatureStore::new();
+        asic.expect_update_feature_status()
+            .withf(|name, u| {
+                name.as_str() == "lldp"
+                    && u == &StatusUpdate::new().remote_state(RemoteState::Ready)
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        asic.expect_feature_status()
+            .withf(|name| name.as_str() == "lldp")
+            .times(1)
+            .returning(|_| Ok(FeatureStatus::default()));
+        let store = InstanceStore::new(Arc::new(host), Arc::new(asic), i("lldp", "0"));
+        futures::executor::block_on(async {
+            let config = store.feature_config(&f("lldp0")).await.unwrap().unwrap();
+            assert_eq!(config.set_owner, SetOwner::Kube);
+            store.feature_status(&f("lldp0")).await.unwrap();
+            let u = StatusUpdate::new().remote_state(RemoteState::Ready);
+            store.update_feature_status(&f("lldp0"), &u).await.unwrap();
+            // Another feature is the host's.
+            store.feature_status(&f("snmp")).await.unwrap();
+            let set = [(
+                LabelKey::feature_enabled(&f("lldp0")),
+                LabelValue::from_bool(true),
+            )]
+            .into_iter()
+            .collect();
+            store.update_desired_labels(&set, &[]).await.unwrap();
+        });
     }
 
     fn feature_name() -> impl Strategy<Value = FeatureName> {
