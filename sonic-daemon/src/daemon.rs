@@ -755,11 +755,9 @@ impl Daemon {
                 return;
             };
             let known = self.instances.instances_of(&feature);
-            let Some(name) = self.instances.register(idx, &ns, &feature) else {
-                return self.bad_input(
-                    where_(&o),
-                    "the feature name with its ASIC number is not a valid feature name".into(),
-                );
+            let name = match self.instances.register(idx, &ns, &feature) {
+                Ok(name) => name,
+                Err(e) => return self.bad_input(where_(&o), e.to_string()),
             };
             if !known.contains(&name)
                 && let Some(c) = self.mirror.configs.get(&feature).cloned()

@@ -1,15 +1,16 @@
-//! Multi-ASIC plumbing: a feature running in an ASIC namespace is a feature *instance* named as
-//! upstream names its container (`<feature><asic>`, e.g. `lldp0`), configured by the host's
-//! CONFIG_DB `FEATURE|<feature>` (HLD "FEATURE config in single host instance"), with its
-//! status in that namespace's STATE_DB `FEATURE|<feature>` and its unit `<feature>@<asic>`.
+//! Multi-ASIC plumbing: the registry of the feature instances ctrmgrd has seen and the
+//! `FeatureStore` that routes an instance's reads and writes to its namespace.
 //!
-//! This module only routes names: the manager decides about an instance as about any feature.
+//! How an instance is named, which unit it has and which namespace's STATE_DB holds its status
+//! is the core's rule ([`sonic_feature_core::instances`]); this module only applies it: the
+//! manager decides about an instance (`lldp0`) as about any feature.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use sonic_db::Namespace;
+use sonic_feature_core::instances::{AsicNumber, Instance, InstanceError, InstanceStore};
 use sonic_feature_core::model::{
     FeatureConfig, FeatureName, FeatureStatus, LabelKey, NodeLabels, ServerStatus, StatusUpdate,
 };
@@ -22,10 +23,8 @@ pub struct Route {
     pub store: usize,
     /// The namespace.
     pub namespace: Namespace,
-    /// The feature's name in that namespace's STATE_DB and in CONFIG_DB.
-    pub feature: FeatureName,
-    /// The ASIC number used in the instance and unit names.
-    pub asic: String,
+    /// The feature on its ASIC (names, unit).
+    pub instance: Instance,
 }
 
 /// The instances seen so far, shared by the daemon (which registers them) and the routed ports.
@@ -34,45 +33,27 @@ pub struct Instances {
     routes: Arc<RwLock<BTreeMap<FeatureName, Route>>>,
 }
 
-/// The ASIC number of a namespace name: its trailing digits (`asic3` gives `3`), else the whole
-/// name.
-pub fn asic_suffix(namespace: &Namespace) -> String {
-    let name = namespace.name();
-    let digits: String = name
-        .chars()
-        .rev()
-        .take_while(char::is_ascii_digit)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if digits.is_empty() {
-        name.to_owned()
-    } else {
-        digits
-    }
-}
-
 impl Instances {
     /// Registers the instance of `feature` in ASIC namespace `namespace` (store index `store`)
-    /// and returns its name; `None` when the combined name is not a valid feature name.
+    /// and returns its name; fails when the namespace has no ASIC number or the combined name
+    /// is not a valid feature name.
     pub fn register(
         &self,
         store: usize,
         namespace: &Namespace,
         feature: &FeatureName,
-    ) -> Option<FeatureName> {
-        let asic = asic_suffix(namespace);
-        let name = FeatureName::parse(&format!("{feature}{asic}")).ok()?;
+    ) -> Result<FeatureName, InstanceError> {
+        let asic = AsicNumber::of_namespace(namespace.name())?;
+        let instance = Instance::new(feature.clone(), asic)?;
+        let name = instance.name().clone();
         let route = Route {
             store,
             namespace: namespace.clone(),
-            feature: feature.clone(),
-            asic,
+            instance,
         };
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         routes.insert(name.clone(), route);
-        Some(name)
+        Ok(name)
     }
 
     /// The route of an instance; `None` for a host feature.
@@ -86,7 +67,7 @@ impl Instances {
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
         routes
             .iter()
-            .filter(|(_, r)| &r.feature == feature)
+            .filter(|(_, r)| r.instance.feature() == feature)
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -94,7 +75,7 @@ impl Instances {
     /// The systemd unit of a feature or instance (`lldp@0` for instance `lldp0`).
     pub fn unit(&self, name: &FeatureName) -> String {
         match self.route(name) {
-            Some(r) => format!("{}@{}", r.feature, r.asic),
+            Some(r) => r.instance.unit(),
             None => name.to_string(),
         }
     }
@@ -122,30 +103,25 @@ impl RoutedStore {
         Self { stores, instances }
     }
 
-    fn target(&self, f: &FeatureName) -> Result<(&dyn FeatureStore, FeatureName), PortError> {
-        match self.instances.route(f) {
-            None => self
-                .stores
-                .first()
-                .map(|s| (s.as_ref(), f.clone()))
-                .ok_or_else(|| PortError::permanent("no host database configured")),
-            Some(r) => self
-                .stores
-                .get(r.store)
-                .map(|s| (s.as_ref(), r.feature.clone()))
-                .ok_or_else(|| {
-                    PortError::permanent(format!(
-                        "no database for namespace {} of feature instance {f}",
-                        r.namespace
-                    ))
-                }),
-        }
+    /// The store of `f`: the host's, or for an instance the core's [`InstanceStore`] over the
+    /// host and the instance's namespace (the one rule of where an instance lives).
+    fn store_for(&self, f: &FeatureName) -> Result<Arc<dyn FeatureStore>, PortError> {
+        let host = self.host()?.clone();
+        let Some(r) = self.instances.route(f) else {
+            return Ok(host);
+        };
+        let namespace = self.stores.get(r.store).cloned().ok_or_else(|| {
+            PortError::permanent(format!(
+                "no database for namespace {} of feature instance {f}",
+                r.namespace
+            ))
+        })?;
+        Ok(Arc::new(InstanceStore::new(host, namespace, r.instance)))
     }
 
-    fn host(&self) -> Result<&dyn FeatureStore, PortError> {
+    fn host(&self) -> Result<&Arc<dyn FeatureStore>, PortError> {
         self.stores
             .first()
-            .map(|s| s.as_ref())
             .ok_or_else(|| PortError::permanent("no host database configured"))
     }
 }
@@ -153,17 +129,11 @@ impl RoutedStore {
 #[async_trait]
 impl FeatureStore for RoutedStore {
     async fn feature_config(&self, f: &FeatureName) -> Result<Option<FeatureConfig>, PortError> {
-        // Configuration is the host's, also for instances.
-        let name = self
-            .instances
-            .route(f)
-            .map_or_else(|| f.clone(), |r| r.feature);
-        self.host()?.feature_config(&name).await
+        self.store_for(f)?.feature_config(f).await
     }
 
     async fn feature_status(&self, f: &FeatureName) -> Result<FeatureStatus, PortError> {
-        let (store, name) = self.target(f)?;
-        store.feature_status(&name).await
+        self.store_for(f)?.feature_status(f).await
     }
 
     async fn update_feature_status(
@@ -171,8 +141,7 @@ impl FeatureStore for RoutedStore {
         f: &FeatureName,
         u: &StatusUpdate,
     ) -> Result<(), PortError> {
-        let (store, name) = self.target(f)?;
-        store.update_feature_status(&name, u).await
+        self.store_for(f)?.update_feature_status(f, u).await
     }
 
     async fn server_status(&self) -> Result<ServerStatus, PortError> {
@@ -204,21 +173,33 @@ mod tests {
     }
 
     #[test]
-    fn instances_are_named_like_upstream_containers_and_units() {
+    fn registered_instances_get_the_core_names_and_units() {
         let i = Instances::default();
         let ns = Namespace::Asic("asic10".into());
-        assert_eq!(i.register(2, &ns, &f("lldp")), Some(f("lldp10")));
+        assert_eq!(i.register(2, &ns, &f("lldp")).unwrap(), f("lldp10"));
         assert_eq!(i.unit(&f("lldp10")), "lldp@10");
         assert_eq!(i.unit(&f("lldp")), "lldp");
         assert_eq!(i.instances_of(&f("lldp")), vec![f("lldp10")]);
-        assert_eq!(asic_suffix(&Namespace::Asic("red".into())), "red");
+        let r = i.route(&f("lldp10")).unwrap();
+        assert_eq!((r.store, r.namespace), (2, ns));
+        // A namespace without an ASIC number names no instance (and registers nothing).
+        let e = i
+            .register(3, &Namespace::Asic("red".into()), &f("snmp"))
+            .unwrap_err();
+        assert!(e.to_string().contains("\"red\""), "{e}");
+        assert!(i.instances_of(&f("snmp")).is_empty());
     }
 
     #[test]
-    fn instance_status_updates_go_to_their_namespace_under_the_feature_name() {
+    fn instance_status_goes_to_its_namespace_and_config_comes_from_the_host() {
         let i = Instances::default();
-        i.register(1, &Namespace::Asic("asic0".into()), &f("snmp"));
-        let host = MockFeatureStore::new();
+        i.register(1, &Namespace::Asic("asic0".into()), &f("snmp"))
+            .unwrap();
+        let mut host = MockFeatureStore::new();
+        host.expect_feature_config()
+            .withf(|name| name.as_str() == "snmp")
+            .times(1)
+            .returning(|_| Ok(None));
         let mut asic = MockFeatureStore::new();
         asic.expect_update_feature_status()
             .withf(|name, _| name.as_str() == "snmp")
@@ -227,5 +208,6 @@ mod tests {
         let routed = RoutedStore::new(vec![Arc::new(host), Arc::new(asic)], i);
         let u = StatusUpdate::new().remote_state(RemoteState::None);
         futures::executor::block_on(routed.update_feature_status(&f("snmp0"), &u)).unwrap();
+        futures::executor::block_on(routed.feature_config(&f("snmp0"))).unwrap();
     }
 }
