@@ -6,8 +6,9 @@
 //!   against the system roots plus an optional bundle unless `insecure`) and clients built from
 //!   the joined kubeconfig.
 //! * [`kubeconfig`]: rendering (IPv6 bracketed) and the atomic 0600 write.
-//! * [`command`]: node-side programs behind the [`command::CommandRunner`] port, argv lists
-//!   and enforced timeouts, never a shell.
+//! * [`command`]: host programs for the whole workspace: [`command::run_program`] (argv lists,
+//!   never a shell, enforced timeouts, the one place that spawns) and the
+//!   [`command::CommandRunner`] port over it.
 //! * [`error`]: [`error::KubeError`], classified transient or permanent.
 
 pub mod client;
@@ -20,6 +21,8 @@ pub mod labels;
 pub mod manifest;
 
 pub use cluster::{JoinLock, JoinOutcome, KubeNodeCluster};
-pub use command::{CommandError, CommandOutput, CommandRunner, CommandSpec, TokioCommandRunner};
+pub use command::{
+    CommandError, CommandOutput, CommandRunner, CommandSpec, TokioCommandRunner, run_program,
+};
 pub use config::{KubePaths, KubeSettings};
 pub use error::{KubeError, Step};
