@@ -55,8 +55,9 @@ pub enum ContainerCommand {
         #[arg(long = "skip-updates")]
         skip_updates: bool,
     },
-    /// Wait until the feature's container exits; with no container yet, wait for a Kubernetes
-    /// deployment (and let it proceed) or fall back to local at the deadline.
+    /// Wait until the feature's container exits; with no container yet (or only a stopped local
+    /// one that start did not run, as after a cold boot of a kube-owned feature), wait for a
+    /// Kubernetes deployment (and let it proceed) or fall back to local at the deadline.
     Wait {
         /// The feature.
         #[arg(value_parser = parse_feature)]
