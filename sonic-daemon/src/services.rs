@@ -1,13 +1,14 @@
 //! The production `ServiceManager`: `systemctl` with argv lists and enforced timeouts, and the
 //! production `Clock`.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sonic_feature_core::model::{FeatureName, Timestamp};
 use sonic_feature_core::ports::{Clock, PortError, ServiceManager};
+use sonic_kube_adapter::run_program;
 
 use crate::instances::Instances;
 use crate::settings::SystemctlTimeouts;
@@ -30,28 +31,17 @@ impl SystemctlServices {
         }
     }
 
-    /// Runs `systemctl <args>` and returns its exit code; a timeout or a failure to start is
-    /// a transient error naming the command.
+    /// Runs `systemctl <args>` (through the workspace's one runner) and returns its exit code;
+    /// a failure to start, a timeout or a death by signal is a transient error naming the
+    /// command.
     async fn run(&self, args: &[&str], timeout: Duration) -> Result<i32, PortError> {
-        let shown = format!("{} {}", self.program.display(), args.join(" "));
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .map_err(|e| PortError::transient(format!("cannot run {shown}")).with_source(e))?;
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Err(_) => Err(PortError::transient(format!(
-                "{shown} did not finish within {}s",
-                timeout.as_secs()
-            ))),
-            Ok(Err(e)) => Err(PortError::transient(format!("{shown} failed")).with_source(e)),
-            // Killed by a signal: no code.
-            Ok(Ok(out)) => Ok(out.status.code().unwrap_or(-1)),
-        }
+        let mut argv: Vec<&OsStr> = vec![self.program.as_os_str()];
+        argv.extend(args.iter().map(OsStr::new));
+        let out = run_program(&argv, timeout)
+            .await
+            .map_err(|e| PortError::transient(e.to_string()))?;
+        // run_program always sets the code (a signal is an error); -1 only keeps this total.
+        Ok(out.code.unwrap_or(-1))
     }
 }
 

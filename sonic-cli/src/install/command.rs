@@ -7,6 +7,7 @@
 //! feature whose image ships its own unit keeps running from that unit once ours is gone (disable
 //! a kube-only feature with `config feature state <name> disabled` before uninstalling it).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use sonic_db::schema::dbs::CONFIG_DB;
 use sonic_db::schema::feature_config;
 use sonic_db::{DbError, Namespace, SonicDbConfig};
 use sonic_feature_core::model::FeatureName;
+use sonic_kube_adapter::run_program;
 
 use crate::click::Exit;
 use crate::install::InstallError;
@@ -51,29 +53,22 @@ impl InstallOptions {
     }
 }
 
-/// `<systemctl> daemon-reload` with an enforced timeout.
+/// `<systemctl> daemon-reload` with an enforced timeout, through the workspace's one runner.
 pub async fn daemon_reload(systemctl: &Path) -> Result<(), InstallError> {
     let fail = |reason: String| InstallError::DaemonReload {
         program: systemctl.to_path_buf(),
         reason,
     };
-    let child = tokio::process::Command::new(systemctl)
-        .arg("daemon-reload")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DAEMON_RELOAD_TIMEOUT, child)
+    let argv = [systemctl.as_os_str(), OsStr::new("daemon-reload")];
+    let output = run_program(&argv, DAEMON_RELOAD_TIMEOUT)
         .await
-        .map_err(|_| {
-            fail(format!(
-                "no answer within {}s",
-                DAEMON_RELOAD_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|e| fail(e.to_string()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(fail(format!("{}: {}", output.status, stderr.trim())));
+        .map_err(|e| fail(e.reason()))?;
+    if !output.success() {
+        let status = match output.code {
+            Some(code) => format!("exit status: {code}"),
+            None => "no exit status".to_owned(),
+        };
+        return Err(fail(format!("{status}: {}", output.stderr.trim())));
     }
     Ok(())
 }

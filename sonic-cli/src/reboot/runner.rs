@@ -1,11 +1,13 @@
 //! External programs of `kube-reboot` (`systemctl`, `container`, feature hooks) behind a small
-//! port: argv lists, never a shell, and a timeout enforced by killing the process. Tests record
-//! the calls instead of running them.
+//! port, so that tests record the calls instead of running them. The real runs go through the
+//! workspace's one runner, [`sonic_kube_adapter::run_program`] (argv lists, never a shell, a
+//! timeout enforced by killing the process).
 
 use std::ffi::OsString;
 use std::future::Future;
-use std::process::Stdio;
 use std::time::Duration;
+
+use sonic_kube_adapter::run_program;
 
 use crate::reboot::RebootError;
 
@@ -47,7 +49,7 @@ pub trait CommandRunner: Send + Sync {
     fn run(&self, cmd: &Cmd) -> impl Future<Output = Result<(), RebootError>> + Send;
 }
 
-/// Runs programs with `tokio::process`, killing them at their timeout.
+/// Runs programs with [`run_program`]; its failures become [`RebootError::Command`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioRunner;
 
@@ -57,38 +59,23 @@ impl CommandRunner for TokioRunner {
             command: cmd.display(),
             reason,
         };
-        let (program, args) = cmd
-            .argv
-            .split_first()
-            .ok_or_else(|| fail("empty command line".to_owned()))?;
-        let child = tokio::process::Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| fail(format!("cannot start: {e}")))?;
-        let out = tokio::time::timeout(cmd.timeout, child.wait_with_output())
+        let out = run_program(&cmd.argv, cmd.timeout)
             .await
-            .map_err(|_| fail(format!("no exit within {}s, killed", cmd.timeout.as_secs())))?
-            .map_err(|e| fail(e.to_string()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let text = if stderr.trim().is_empty() {
-                stdout.trim().to_owned()
-            } else {
-                stderr.trim().to_owned()
-            };
-            Err(fail(format!(
-                "{}: {}",
-                out.status,
-                text.replace('\n', " | ")
-            )))
+            .map_err(|e| fail(e.reason()))?;
+        if out.success() {
+            return Ok(());
         }
+        // Programs that print their complaint on stdout are shown by it.
+        let text = if out.stderr.trim().is_empty() {
+            out.stdout.trim()
+        } else {
+            out.stderr.trim()
+        };
+        let status = match out.code {
+            Some(code) => format!("exit status: {code}"),
+            None => "no exit status".to_owned(),
+        };
+        Err(fail(format!("{status}: {}", text.replace('\n', " | "))))
     }
 }
 
@@ -149,16 +136,33 @@ mod tests {
             .to_string();
         assert!(e.starts_with("command false failed: exit status: 1"), "{e}");
         let e = r
+            .run(&Cmd::new(
+                ["ls", "/nonexistent/dir"],
+                Duration::from_secs(10),
+            ))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("command ls /nonexistent/dir failed: exit status: 2: ls: "),
+            "{e}"
+        );
+        let started = std::time::Instant::now();
+        let e = r
             .run(&Cmd::new(["sleep", "5"], Duration::from_millis(100)))
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("sleep 5") && e.contains("killed"), "{e}");
+        assert_eq!(
+            e,
+            "command sleep 5 failed: timed out after 100 ms and was killed"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
         let e = r
             .run(&Cmd::new(["/nonexistent/prog"], Duration::from_secs(1)))
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("cannot start"), "{e}");
+        assert_eq!(e, "command /nonexistent/prog failed: program not found");
     }
 }
