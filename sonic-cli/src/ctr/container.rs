@@ -4,8 +4,16 @@
 //! `id` is the hot path (scripts call it before every `docker exec`): it opens STATE_DB only, does
 //! one HGETALL and never connects to Docker. The other actions read CONFIG_DB and STATE_DB and
 //! connect to Docker on their first Docker call (`state` never does).
+//!
+//! On a multi-ASIC switch the unit of ASIC `N` runs `container <action> <feature><N>`; the core's
+//! instance rule ([`sonic_feature_core::instances`]) says what such a name stands for and where
+//! it lives, the same rule ctrmgrd follows: the host's configuration of the feature, the status in
+//! the ASIC namespace's STATE_DB under the feature's name, the labels of the instance name in the
+//! host's STATE_DB. `id` of such a name first asks CONFIG_DB which feature it is.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,6 +25,9 @@ use sonic_feature_core::container::{
     plan_state, plan_stop, resolve_id,
 };
 use sonic_feature_core::exec::{self, ExecError};
+use sonic_feature_core::instances::{
+    AsicNumber, Instance, InstanceStore, Target, names_to_check, readings, resolve,
+};
 use sonic_feature_core::model::{ContainerId, FeatureConfig, FeatureName, SetOwner, Version};
 use sonic_feature_core::ports::{Clock, FeatureStore};
 
@@ -82,26 +93,26 @@ pub async fn run(cli: &ContainerCli, log: &Logger) -> Result<Outcome, CtrError> 
             status: 0,
         });
     }
-    let store = RedisFeatureStore::open(&dbs, &Namespace::Host).await?;
+    let (store, config) = open_store(&dbs, feature).await?;
+    let store = store.as_ref();
     let runtime = BollardRuntime::from_env()?;
     let clock = SystemClock::new();
     let kube = settings::kube_support();
-    let config = known_config(&store, feature).await?;
     match &cli.command {
         ContainerCommand::Start { .. } => {
-            let facts = facts(&store, &clock, feature, config, kube).await?;
-            act(&store, &runtime, log, "start", &facts, &plan_start(&facts)).await
+            let facts = facts(store, &clock, feature, config, kube).await?;
+            act(store, &runtime, log, "start", &facts, &plan_start(&facts)).await
         }
         ContainerCommand::Stop { skip_updates, .. } => {
-            let facts = facts(&store, &clock, feature, config, kube).await?;
+            let facts = facts(store, &clock, feature, config, kube).await?;
             let timeout = cli.timeout.map(Duration::from_secs);
             let plan = docker_only(plan_stop(&facts, timeout), *skip_updates);
-            act(&store, &runtime, log, "stop", &facts, &plan).await
+            act(store, &runtime, log, "stop", &facts, &plan).await
         }
         ContainerCommand::Kill { skip_updates, .. } => {
-            let facts = facts(&store, &clock, feature, config, kube).await?;
+            let facts = facts(store, &clock, feature, config, kube).await?;
             let plan = docker_only(plan_kill(&facts), *skip_updates);
-            act(&store, &runtime, log, "kill", &facts, &plan).await
+            act(store, &runtime, log, "kill", &facts, &plan).await
         }
         ContainerCommand::State {
             change,
@@ -111,9 +122,9 @@ pub async fn run(cli: &ContainerCli, log: &Logger) -> Result<Outcome, CtrError> 
             ..
         } => {
             let change = state_change(*change, owner.map(SetOwner::from), id, image_version)?;
-            let facts = facts(&store, &clock, feature, config, kube).await?;
+            let facts = facts(store, &clock, feature, config, kube).await?;
             act(
-                &store,
+                store,
                 &runtime,
                 log,
                 "state",
@@ -122,7 +133,7 @@ pub async fn run(cli: &ContainerCli, log: &Logger) -> Result<Outcome, CtrError> 
             )
             .await
         }
-        ContainerCommand::Wait { .. } => wait(&store, &runtime, &clock, log, feature, kube).await,
+        ContainerCommand::Wait { .. } => wait(store, &runtime, &clock, log, feature, kube).await,
         ContainerCommand::Id { .. } => Ok(Outcome::done()),
     }
 }
@@ -145,23 +156,35 @@ fn docker_only(plan: Vec<CommandAction>, skip_updates: bool) -> Vec<CommandActio
 }
 
 /// `container id <f>`: STATE_DB only, one read; CONFIG_DB is asked only when STATE_DB has no
-/// entry, to tell an unknown feature from one that never ran.
+/// entry, to tell an unknown feature from one that never ran, or first when the name reads as
+/// an instance on one of the platform's ASICs, to know which namespace holds its status.
 async fn id(dbs: &SonicDbConfig, feature: &FeatureName) -> Result<ContainerId, CtrError> {
-    let state = dbs.open(&Namespace::Host, dbs::STATE_DB).await?;
-    let table = schema::feature_status::TABLE;
-    let fields = state.get_entry(table, feature.as_str()).await?;
-    if fields.is_empty() {
+    let asics = asic_namespaces(dbs);
+    let mut known = false;
+    let mut namespace = Namespace::Host;
+    let mut key = feature.clone();
+    if readings(feature)
+        .iter()
+        .any(|i| asics.contains_key(i.asic()))
+    {
         let config = dbs.open(&Namespace::Host, dbs::CONFIG_DB).await?;
-        if !is_configured(&config, feature).await? {
-            return Err(CtrError::UnknownFeature {
-                feature: feature.clone(),
-            });
+        if let Located::Instance(instance, ns) = locate(&config, &asics, feature).await? {
+            namespace = ns;
+            key = instance.feature().clone();
         }
+        known = true;
+    }
+    let state = dbs.open(&namespace, dbs::STATE_DB).await?;
+    let table = schema::feature_status::TABLE;
+    let fields = state.get_entry(table, key.as_str()).await?;
+    if fields.is_empty() && !known {
+        let config = dbs.open(&Namespace::Host, dbs::CONFIG_DB).await?;
+        locate(&config, &asics, feature).await?;
     }
     let origin = Origin {
         db: state.label(),
         table,
-        key: feature.as_str(),
+        key: key.as_str(),
     };
     let status = schema::parse_feature_status(&origin, &fields)?;
     match resolve_id(feature, &status) {
@@ -177,56 +200,87 @@ async fn id(dbs: &SonicDbConfig, feature: &FeatureName) -> Result<ContainerId, C
     }
 }
 
-/// The possible multi-ASIC bases of an instance name, longest first: `lldp10` gives `lldp1` and
-/// `lldp`, since the ASIC number is the trailing digits and a feature name may end in digits too.
-fn asic_bases(feature: &FeatureName) -> Vec<FeatureName> {
-    let name = feature.as_str();
-    let digits = name
-        .chars()
-        .rev()
-        .take_while(|c| c.is_ascii_digit())
-        .count();
-    (1..=digits)
-        .filter_map(|n| FeatureName::parse(&name[..name.len() - n]).ok())
+/// The platform's ASIC namespaces by ASIC number (a namespace without one holds no instance).
+fn asic_namespaces(dbs: &SonicDbConfig) -> BTreeMap<AsicNumber, Namespace> {
+    dbs.asic_namespaces()
+        .into_iter()
+        .filter_map(|ns| Some((AsicNumber::of_namespace(ns.name()).ok()?, ns)))
         .collect()
 }
 
-/// Whether CONFIG_DB has `FEATURE|<f>` or, for a multi-ASIC instance (`lldp0`), its base
-/// feature's entry.
-async fn is_configured(config: &SonicDb, feature: &FeatureName) -> Result<bool, CtrError> {
-    let table = schema::feature_config::TABLE;
-    if config.exists(table, feature.as_str()).await? {
-        return Ok(true);
-    }
-    for base in asic_bases(feature) {
-        if config.exists(table, base.as_str()).await? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// What a name given to `container` stands for, with the namespace of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Located {
+    /// A feature configured under the name: the host's databases.
+    Host,
+    /// An instance on one of the platform's ASICs, in that ASIC's namespace.
+    Instance(Instance, Namespace),
+    /// A name that reads as an instance of a configured feature on no ASIC of this platform:
+    /// upstream's behaviour, default configuration and the host's STATE_DB under the name.
+    Unplaced,
 }
 
-/// CONFIG_DB `FEATURE|<f>`, or the defaults for a multi-ASIC instance (`lldp0`) of a configured
-/// feature, which upstream also runs as locally owned; any other absent feature is unknown.
-async fn known_config(
-    store: &RedisFeatureStore,
+/// Asks CONFIG_DB about the names the core's [`resolve`] depends on and applies it; an unknown
+/// feature is an error.
+async fn locate(
+    config: &SonicDb,
+    asics: &BTreeMap<AsicNumber, Namespace>,
     feature: &FeatureName,
-) -> Result<FeatureConfig, CtrError> {
-    if let Some(config) = store.feature_config(feature).await? {
-        return Ok(config);
+) -> Result<Located, CtrError> {
+    let table = schema::feature_config::TABLE;
+    let mut configured = BTreeSet::new();
+    for name in names_to_check(feature) {
+        if config.exists(table, name.as_str()).await? {
+            configured.insert(name);
+        }
     }
-    if is_configured(store.config_db(), feature).await? {
-        return Ok(FeatureConfig::default());
+    let numbers: BTreeSet<AsicNumber> = asics.keys().cloned().collect();
+    match resolve(feature, &numbers, &configured) {
+        None => Err(CtrError::UnknownFeature {
+            feature: feature.clone(),
+        }),
+        Some(Target::Feature) => Ok(Located::Host),
+        Some(Target::Unplaced(_)) => Ok(Located::Unplaced),
+        // `resolve` places an instance only on one of the ASICs it was given.
+        Some(Target::Instance(instance)) => Ok(asics
+            .get(instance.asic())
+            .cloned()
+            .map_or(Located::Unplaced, |ns| Located::Instance(instance, ns))),
     }
-    Err(CtrError::UnknownFeature {
-        feature: feature.clone(),
-    })
+}
+
+/// The store a command on `feature` uses and the feature's configuration: the host's databases
+/// and CONFIG_DB `FEATURE|<f>` for a configured feature; for an instance on one of the platform's
+/// ASICs (`lldp0`), the core's [`InstanceStore`] over the host and that ASIC's namespace and the
+/// host's configuration of its feature, as ctrmgrd uses them; for an instance on no ASIC of the
+/// platform, the host's databases and the defaults (upstream ran it as a local feature). Any
+/// other name is an unknown feature.
+pub async fn open_store(
+    dbs: &SonicDbConfig,
+    feature: &FeatureName,
+) -> Result<(Arc<dyn FeatureStore>, FeatureConfig), CtrError> {
+    let host = Arc::new(RedisFeatureStore::open(dbs, &Namespace::Host).await?);
+    if let Some(config) = host.feature_config(feature).await? {
+        return Ok((host, config));
+    }
+    let asics = asic_namespaces(dbs);
+    match locate(host.config_db(), &asics, feature).await? {
+        // Deleted since the read above: the defaults, as for a missing entry.
+        Located::Host | Located::Unplaced => Ok((host, FeatureConfig::default())),
+        Located::Instance(instance, ns) => {
+            let state = dbs.open(&ns, dbs::STATE_DB).await?;
+            let asic = Arc::new(RedisFeatureStore::new(host.config_db().clone(), state));
+            let store = InstanceStore::new(host, asic, instance);
+            let config = store.feature_config(feature).await?.unwrap_or_default();
+            Ok((Arc::new(store), config))
+        }
+    }
 }
 
 /// The facts a command decides on (the same reads as the core's `read_command_facts`, with the
-/// configuration already read by [`known_config`]).
+/// configuration already read by [`open_store`]).
 async fn facts(
-    store: &RedisFeatureStore,
+    store: &dyn FeatureStore,
     clock: &SystemClock,
     feature: &FeatureName,
     config: FeatureConfig,
@@ -244,7 +298,7 @@ async fn facts(
 
 /// Logs the plan, carries it out, and logs the result.
 async fn act(
-    store: &RedisFeatureStore,
+    store: &dyn FeatureStore,
     runtime: &BollardRuntime,
     log: &Logger,
     action: &str,
@@ -312,7 +366,7 @@ fn state_change(
 /// `container wait <f>`: the core's wait executor with real sleeps; the container's verdict
 /// becomes the exit status.
 async fn wait(
-    store: &RedisFeatureStore,
+    store: &dyn FeatureStore,
     runtime: &BollardRuntime,
     clock: &SystemClock,
     log: &Logger,
@@ -346,24 +400,6 @@ async fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn f(s: &str) -> FeatureName {
-        FeatureName::parse(s).unwrap()
-    }
-
-    #[test]
-    fn asic_instances_map_to_their_base_feature() {
-        assert_eq!(asic_bases(&f("lldp0")), vec![f("lldp")]);
-        assert_eq!(asic_bases(&f("bgp12")), vec![f("bgp1"), f("bgp")]);
-        assert!(asic_bases(&f("snmp")).is_empty());
-        // A feature whose own name ends in digits (`lldp4a99`) keeps them in its instances.
-        assert_eq!(
-            asic_bases(&f("lldp4a990")),
-            vec![f("lldp4a99"), f("lldp4a9"), f("lldp4a")]
-        );
-        // All digits: the only candidates are shorter numbers.
-        assert_eq!(asic_bases(&f("123")), vec![f("12"), f("1")]);
-    }
 
     #[test]
     fn state_down_ignores_owner_and_id() {
