@@ -19,7 +19,7 @@ use sonic_feature_core::model::FeatureName;
 use sonic_feature_core::ports::ServiceManager;
 use sonic_feature_core::reboot::CarryState;
 use sonic_tests::kubelet::LABEL_POD_NAME;
-use sonic_tests::lab::{FEATURE, KUBE_VERSION, Lab, LabOptions, StepEvent, UNIT_RESTART_SEC};
+use sonic_tests::lab::{FEATURE, KUBE_VERSION, Lab, LabOptions, StepEvent};
 use sonic_tests::redis::{CONFIG_DB, STATE_DB};
 use sonic_tests::service_manager::workspace_binary;
 use tokio::sync::Mutex;
@@ -511,9 +511,13 @@ async fn cold_reboot_stops_the_pod_container_keeps_no_fallback_and_snmp_waits_fo
     assert_carry_list(&c, &lines(&run.stdout));
 
     // The reboot and the boot: without fallback snmp waits for the master; nothing local runs.
+    // STATE_DB is empty while the old local container is still there, stopped: `container
+    // wait` polls past it (it does not end on it), so the unit stays active and is not
+    // restarted (no ExecStop, no RestartSec loop).
     c.lab.stop_ctrmgrd().await;
     c.lab.services().stop(&snmp()).await.unwrap();
     c.lab.reboot_state_db().unwrap();
+    let unit_log = c.lab.services().commands().len();
     c.lab.unit_start(FEATURE).await.unwrap();
     c.wait_state("snmp.service started", |s| {
         get(s, "system_state") == Some("up")
@@ -528,8 +532,21 @@ async fn cold_reboot_stops_the_pod_container_keeps_no_fallback_and_snmp_waits_fo
             c.context().await
         );
         assert_ne!(get(&c.state(), "current_owner"), Some("local"));
+        assert!(
+            c.lab.services().is_active(&snmp()).await.unwrap(),
+            "container wait ended on the stopped local container\n{}",
+            c.context().await
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    assert_eq!(
+        c.lab.services().commands()[unit_log..],
+        [
+            format!("container start {FEATURE}"),
+            format!("container wait {FEATURE}")
+        ],
+        "the unit was stopped or restarted during the boot"
+    );
 
     let boot = c.lab.node_commands().len();
     let run = c.lab.kube_reboot(&["restore"]).unwrap().success().unwrap();
@@ -543,17 +560,20 @@ async fn cold_reboot_stops_the_pod_container_keeps_no_fallback_and_snmp_waits_fo
     assert!(c.kubelet_commands_since(boot).is_empty());
     assert!(!c.lab.kubelet().is_running());
 
-    // ctrmgrd comes up and starts kubelet; the master's pod takes snmp. Slowly: with a fresh
-    // STATE_DB (no container_id) `container wait` waits on the stopped local container, ends at
-    // once, ExecStop marks system_state down (holding the pod's container_startup) and the unit
-    // restarts only after RestartSec=30, so the hand-over can take one or two of those.
+    // ctrmgrd comes up and starts kubelet; the master's pod takes snmp from the still polling
+    // `container wait` (pending promoted to ready) without any unit restart: before the cold
+    // boot fix the wait ended on the stopped local container and every hand-over waited out
+    // RestartSec=30 one or more times.
     c.lab.start_ctrmgrd().await.unwrap();
-    c.wait_state_within(
-        "snmp under kube after the boot",
-        DEADLINE + 4 * UNIT_RESTART_SEC,
-        |s| get(s, "current_owner") == Some("kube") && get(s, "remote_state") == Some("running"),
-    )
+    c.wait_state("snmp under kube after the boot", |s| {
+        get(s, "current_owner") == Some("kube") && get(s, "remote_state") == Some("running")
+    })
     .await;
     assert!(c.lab.kubelet().is_running());
+    let since_boot = c.lab.services().commands()[unit_log..].to_vec();
+    assert!(
+        !since_boot.iter().any(|l| l.starts_with("auto-restart ")),
+        "the unit's main process ended and was restarted: {since_boot:?}"
+    );
     c.finish().await;
 }
