@@ -12,6 +12,12 @@
 //! The caller gives the binary's path (tests locate `target/debug/container`) and the
 //! environment the binary needs (`SONIC_DB_CONFIG`, `DOCKER_HOST`, `SONIC_CTRMGRD_UNIT`,
 //! `SONIC_REMOTE_CTR_CONFIG`). Every command run is recorded for assertions.
+//!
+//! Units are keyed by the name `container` gets: a multi-ASIC instance (`lldp0`) is a unit of its
+//! own running `container start lldp0`, as SONiC's `lldp@0` runs `lldp.sh start 0`. With
+//! [`EmulatedServiceManager::set_unit_names`] the manager also records the systemd unit each
+//! `systemctl start|stop|restart` would address (`restart lldp@0`), so tests can check the unit
+//! naming of the caller.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -68,6 +74,9 @@ pub type PreStart = Arc<
         + Sync,
 >;
 
+/// The systemd unit of a feature or instance name (`lldp@0` for `lldp0`).
+pub type UnitNames = Arc<dyn Fn(&FeatureName) -> String + Send + Sync>;
+
 #[derive(Debug, Default)]
 struct Unit {
     /// `container wait f` while the unit is active (or until its end is noticed).
@@ -84,6 +93,8 @@ struct Inner {
     pre_start: Option<PreStart>,
     units: Mutex<BTreeMap<FeatureName, Unit>>,
     log: StdMutex<Vec<String>>,
+    unit_names: StdMutex<Option<UnitNames>>,
+    unit_log: StdMutex<Vec<String>>,
 }
 
 /// Feature units emulated with the `container` binary.
@@ -135,6 +146,8 @@ impl EmulatedServiceManager {
                 pre_start,
                 units: Mutex::new(BTreeMap::new()),
                 log: StdMutex::new(Vec::new()),
+                unit_names: StdMutex::new(None),
+                unit_log: StdMutex::new(Vec::new()),
             }),
             supervisor: StdMutex::new(None),
         }
@@ -155,6 +168,26 @@ impl EmulatedServiceManager {
         self.commands().iter().filter(|c| **c == wanted).count()
     }
 
+    /// Records from now on the unit every `start`, `stop` and `restart` addresses, named by
+    /// `names` (see [`Self::unit_calls`]).
+    pub fn set_unit_names(&self, names: UnitNames) {
+        *self
+            .inner
+            .unit_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(names);
+    }
+
+    /// `start <unit>`, `stop <unit>`, `restart <unit>` so far, in order (only while unit names
+    /// are set).
+    pub fn unit_calls(&self) -> Vec<String> {
+        self.inner
+            .unit_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Spawns the supervisor once (from a runtime: the first start is async).
     fn supervise(&self) {
         let mut s = self.supervisor.lock().unwrap_or_else(|e| e.into_inner());
@@ -165,6 +198,7 @@ impl EmulatedServiceManager {
 
     /// `systemctl start f`.
     pub async fn start(&self, f: &FeatureName) -> Result<(), PortError> {
+        self.inner.record_unit("start", f);
         self.supervise();
         let mut units = self.inner.units.lock().await;
         let unit = units.entry(f.clone()).or_default();
@@ -174,6 +208,7 @@ impl EmulatedServiceManager {
 
     /// `systemctl stop f`.
     pub async fn stop(&self, f: &FeatureName) -> Result<(), PortError> {
+        self.inner.record_unit("stop", f);
         let mut units = self.inner.units.lock().await;
         let unit = units.entry(f.clone()).or_default();
         unit.restart_at = None;
@@ -241,6 +276,21 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(what);
+    }
+
+    fn record_unit(&self, verb: &str, f: &FeatureName) {
+        let names = self
+            .unit_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(names) = names {
+            let unit = names(f);
+            self.unit_log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{verb} {unit}"));
+        }
     }
 
     fn command(&self, verb: &str, f: &FeatureName) -> Command {
@@ -328,6 +378,7 @@ impl Inner {
 #[async_trait]
 impl ServiceManager for EmulatedServiceManager {
     async fn restart(&self, f: &FeatureName) -> Result<(), PortError> {
+        self.inner.record_unit("restart", f);
         self.supervise();
         let mut units = self.inner.units.lock().await;
         let unit = units.entry(f.clone()).or_default();
