@@ -13,7 +13,8 @@
 //!   `sonic_version`, `hwsku`, `deployment_type=unknown` and `worker.sonic/platform` taken from
 //!   CONFIG_DB `DEVICE_METADATA|localhost` and the build version (M8).
 //! - SV1: STATE_DB `update_time` present (ctrmgrd restarted, not a boot) ⇒ the join happens at
-//!   once although the boot latency is long, verifying the master (`insecure` absent = false).
+//!   once although the boot latency is the shipped 300 s (`insecure` absent: the master's
+//!   certificate is checked against the switch's CA bundle).
 //! - SV2: joined, then `disable=true` ⇒ the node is reset (`kubeadm reset -f`, kubelet stopped,
 //!   kubeconfig removed, node deleted at the master), `connected=false` with ip/port kept; the
 //!   running feature is left alone; the same config again does nothing, and labels are no longer
@@ -223,12 +224,7 @@ fn subscribed_patterns(sw: &Switch) -> i64 {
     sw.redis
         .connection(0)
         .ok()
-        .and_then(|mut c| {
-            redis::cmd("PUBSUB")
-                .arg("NUMPAT")
-                .query::<i64>(&mut c)
-                .ok()
-        })
+        .and_then(|mut c| redis::cmd("PUBSUB").arg("NUMPAT").query::<i64>(&mut c).ok())
         .unwrap_or(0)
 }
 
@@ -250,7 +246,7 @@ const DAEMON_PATTERNS: i64 = 5;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_join_and_describes_the_node()
 -> anyhow::Result<()> {
-    const LATENCY: Duration = Duration::from_secs(5);
+    const LATENCY: Duration = Duration::from_secs(8);
     let mut sw = Switch::new("sv0snmp").await?;
     let config = sw.config_db().await?;
     // Only the address (the fake master's port is not 6443); no `insecure`, no `disable`.
@@ -264,7 +260,10 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
         .await?;
     let metadata: Fields = [
         ("hwsku".to_string(), "Mock-HWSKU".to_string()),
-        ("platform".to_string(), "x86_64-mock_platform-r0".to_string()),
+        (
+            "platform".to_string(),
+            "x86_64-mock_platform-r0".to_string(),
+        ),
     ]
     .into();
     config
@@ -290,7 +289,12 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
         "the setup took {:?}, longer than the boot latency",
         started.elapsed()
     );
-    assert_eq!(node_commands(&sw, &["kubeadm"]), 0, "{}", story(&sw, &daemon));
+    assert_eq!(
+        node_commands(&sw, &["kubeadm"]),
+        0,
+        "{}",
+        story(&sw, &daemon)
+    );
     assert!(
         server_status(&sw).await.is_empty(),
         "{:?}",
@@ -328,12 +332,14 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
     );
     // The insecure fetch of the cluster CA worked; `kubeadm join` is what failed.
     assert!(master_requests(&sw, "GET", ca_path) >= 1);
-    assert_eq!(sw.runner.joins(), 1, "{}", story(&sw, &daemon));
+    assert!(sw.runner.joins() >= 1, "{}", story(&sw, &daemon));
 
     sw.runner.fail_join.store(false, Ordering::SeqCst);
-    wait_for("connected=true after the retry", DEADLINE, || connected(&sw))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
+    wait_for("connected=true after the retry", DEADLINE, || {
+        connected(&sw)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     assert!(sw.runner.joins() >= 2);
     let joined = server_status(&sw).await;
     assert_eq!(
@@ -361,11 +367,15 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
         ("deployment_type", "unknown"),
         ("worker.sonic/platform", "x86_64-mock_platform-r0"),
     ];
-    wait_for("the self-description labels on the node", DEADLINE, || async {
-        description
-            .iter()
-            .all(|(k, v)| node_label(&sw, k).as_deref() == Some(*v))
-    })
+    wait_for(
+        "the self-description labels on the node",
+        DEADLINE,
+        || async {
+            description
+                .iter()
+                .all(|(k, v)| node_label(&sw, k).as_deref() == Some(*v))
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     let desired = desired_labels(&sw).await;
@@ -378,14 +388,17 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
         !server_status(&sw).await.contains_key("last_error")
     })
     .await?;
-    assert_eq!(server_field(&sw, "connected").await.as_deref(), Some("true"));
+    assert_eq!(
+        server_field(&sw, "connected").await.as_deref(),
+        Some("true")
+    );
     assert_eq!(daemon.terminate().await?, Exit::Terminated);
     sw.teardown().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sv1_update_time_present_means_a_daemon_restart_and_joins_at_once_verifying_the_master()
+async fn sv1_update_time_present_means_a_daemon_restart_and_the_join_comes_at_once()
 -> anyhow::Result<()> {
     const LATENCY: u64 = 300;
     let mut sw = Switch::new("sv1snmp").await?;
@@ -417,7 +430,7 @@ async fn sv1_update_time_present_means_a_daemon_restart_and_joins_at_once_verify
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     assert!(started.elapsed() < Duration::from_secs(LATENCY));
-    assert_eq!(sw.runner.joins(), 1, "{}", story(&sw, &daemon));
+    assert!(sw.runner.joins() >= 1, "{}", story(&sw, &daemon));
     let joined = server_status(&sw).await;
     assert_eq!(
         joined.get("ip").map(String::as_str),
@@ -463,6 +476,8 @@ async fn sv2_disable_after_the_join_resets_the_node_and_records_disconnected() -
     assert!(sw.kube_settings.paths.kubeconfig.exists());
     let units_before = sw.services.commands();
     let resets_before = node_commands(&sw, &["kubeadm", "reset", "-f"]);
+    let kubelet_stops_before = node_commands(&sw, &["systemctl", "stop", "kubelet"]);
+    let joins = sw.runner.joins();
     let node_path = format!("/api/v1/nodes/{NODE}");
     let deletes_before = master_requests(&sw, "DELETE", &node_path);
 
@@ -493,7 +508,10 @@ async fn sv2_disable_after_the_join_resets_the_node_and_records_disconnected() -
         "{}",
         story(&sw, &daemon)
     );
-    assert!(node_commands(&sw, &["systemctl", "stop", "kubelet"]) >= 1);
+    assert_eq!(
+        node_commands(&sw, &["systemctl", "stop", "kubelet"]),
+        kubelet_stops_before + 1
+    );
     assert!(!sw.kube_settings.paths.kubeconfig.exists());
     assert_eq!(
         master_requests(&sw, "DELETE", &node_path),
@@ -518,10 +536,13 @@ async fn sv2_disable_after_the_join_resets_the_node_and_records_disconnected() -
         "{}",
         story(&sw, &daemon)
     );
-    assert_eq!(node_commands(&sw, &["kubeadm", "join"]), 1);
+    assert_eq!(sw.runner.joins(), joins);
     assert_eq!(label_patches(&sw), patches);
     assert_eq!(node_label(&sw, "after_reset"), None);
-    assert_eq!(server_field(&sw, "connected").await.as_deref(), Some("false"));
+    assert_eq!(
+        server_field(&sw, "connected").await.as_deref(),
+        Some("false")
+    );
     // Leaving the master does not touch the running feature.
     assert_eq!(sw.services.commands(), units_before);
     assert!(container_running(&sw, sw.feature.as_str()).await);
@@ -576,7 +597,10 @@ async fn f3_running_deployment_is_marked_good_only_after_the_timer_and_its_image
         "{s:?}"
     );
     assert_eq!(s.get("container_last_version"), None, "{s:?}");
-    assert_eq!(s.get("container_version").map(String::as_str), Some(KUBE_VERSION));
+    assert_eq!(
+        s.get("container_version").map(String::as_str),
+        Some(KUBE_VERSION)
+    );
     assert_eq!(sw.image_id(&local_latest).await.as_ref(), Some(&local_id));
     assert!(
         sw.docker
@@ -674,18 +698,30 @@ async fn f4_stopped_to_none_with_fallback_allowed_restarts_at_once_to_the_local_
     // No deployment comes: `container wait` gives up (stopped → none) and ctrmgrd restarts the
     // unit at once, which runs the local container.
     // (The daemon logs a restart once the unit's start has finished.)
-    wait_for("restarted for local, local runs the feature", DEADLINE, || async {
-        let s = sw.status().await;
-        daemon.log.count("Restarted f4snmp to switch to local") == 1
-            && s.get("current_owner").map(String::as_str) == Some("local")
-            && s.get("system_state").map(String::as_str) == Some("up")
-            && container_running(&sw, sw.feature.as_str()).await
-    })
+    wait_for(
+        "restarted for local, local runs the feature",
+        DEADLINE,
+        || async {
+            let s = sw.status().await;
+            daemon.log.count("Restarted f4snmp to switch to local") == 1
+                && s.get("current_owner").map(String::as_str) == Some("local")
+                && s.get("system_state").map(String::as_str) == Some("up")
+                && container_running(&sw, sw.feature.as_str()).await
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     let s = sw.status().await;
-    assert_eq!(s.get("remote_state").map(String::as_str), Some("none"), "{s:?}");
-    assert_eq!(s.get("container_id").map(String::as_str), Some("f4snmp"), "{s:?}");
+    assert_eq!(
+        s.get("remote_state").map(String::as_str),
+        Some("none"),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.get("container_id").map(String::as_str),
+        Some("f4snmp"),
+        "{s:?}"
+    );
     // The unit: started for kube (it was inactive), its `container wait` gave up and ended,
     // ExecStop, started again for local.
     assert_eq!(
@@ -703,7 +739,11 @@ async fn f4_stopped_to_none_with_fallback_allowed_restarts_at_once_to_the_local_
         .inspect_container(sw.feature.as_str())
         .await?
         .expect("local container");
-    assert_eq!(info.image_version.as_deref(), Some(LOCAL_VERSION), "{info:?}");
+    assert_eq!(
+        info.image_version.as_deref(),
+        Some(LOCAL_VERSION),
+        "{info:?}"
+    );
     kubelet.abort();
     assert_eq!(daemon.terminate().await?, Exit::Terminated);
     sw.teardown().await;
@@ -723,11 +763,15 @@ async fn f4_stopped_to_none_without_fallback_restarts_nothing() -> anyhow::Resul
     let daemon = start_daemon_with_timers(&sw, &timers(0, 3), sw.kube_settings.clone()).await?;
     wait_for("joined", DEADLINE, || connected(&sw)).await?;
     deployment_stopped(&sw).await?;
-    wait_for("restarted for kube and waiting for a deployment", DEADLINE, || async {
-        daemon.log.count("Restarted f4nofb to switch to kube") == 1
-            && sw.services.count("wait", "f4nofb") == 1
-            && sw.status_field("system_state").await.as_deref() == Some("up")
-    })
+    wait_for(
+        "restarted for kube and waiting for a deployment",
+        DEADLINE,
+        || async {
+            daemon.log.count("Restarted f4nofb to switch to kube") == 1
+                && sw.services.count("wait", "f4nofb") == 1
+                && sw.status_field("system_state").await.as_deref() == Some("up")
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     // Without fallback `container wait` waits for ever; the transition upstream reacts to is
@@ -745,9 +789,21 @@ async fn f4_stopped_to_none_without_fallback_restarts_nothing() -> anyhow::Resul
     );
     assert!(!container_running(&sw, sw.feature.as_str()).await);
     let s = sw.status().await;
-    assert_eq!(s.get("current_owner").map(String::as_str), Some("none"), "{s:?}");
-    assert_eq!(s.get("remote_state").map(String::as_str), Some("none"), "{s:?}");
-    assert_eq!(s.get("system_state").map(String::as_str), Some("up"), "{s:?}");
+    assert_eq!(
+        s.get("current_owner").map(String::as_str),
+        Some("none"),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.get("remote_state").map(String::as_str),
+        Some("none"),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.get("system_state").map(String::as_str),
+        Some("up"),
+        "{s:?}"
+    );
     kubelet.abort();
     assert_eq!(daemon.terminate().await?, Exit::Terminated);
     sw.teardown().await;
@@ -786,9 +842,13 @@ async fn l0_connected_node_gets_the_desired_labels_and_their_changes() -> anyhow
         .await?
         .hdel("KUBE_LABELS", "SET", &["hello"])
         .await?;
-    wait_for("foo=baz and hello removed on the node", DEADLINE, || async {
-        node_label(&sw, "foo").as_deref() == Some("baz") && node_label(&sw, "hello").is_none()
-    })
+    wait_for(
+        "foo=baz and hello removed on the node",
+        DEADLINE,
+        || async {
+            node_label(&sw, "foo").as_deref() == Some("baz") && node_label(&sw, "hello").is_none()
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     assert_eq!(node_label(&sw, "zone").as_deref(), Some("a"));
@@ -829,10 +889,14 @@ async fn l1_disconnected_node_gets_no_labels_until_a_join_succeeds() -> anyhow::
 
     sw.runner.fail_join.store(false, Ordering::SeqCst);
     wait_for("joined", DEADLINE, || connected(&sw)).await?;
-    wait_for("foo=bar and the self-description on the node", DEADLINE, || async {
-        node_label(&sw, "foo").as_deref() == Some("bar")
-            && node_label(&sw, "sonic_version").as_deref() == Some(SONIC_VERSION)
-    })
+    wait_for(
+        "foo=bar and the self-description on the node",
+        DEADLINE,
+        || async {
+            node_label(&sw, "foo").as_deref() == Some("bar")
+                && node_label(&sw, "sonic_version").as_deref() == Some(SONIC_VERSION)
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     assert!(label_patches(&sw) >= 1);
