@@ -638,3 +638,172 @@ async fn a_deployment_on_asic1_switches_only_unit_at_1_to_kube_and_leaves_asic0_
     sw.teardown().await;
     Ok(())
 }
+
+/// The real `container` binary with `env`, at most 60 s.
+async fn run_container(
+    env: &[(String, std::ffi::OsString)],
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let mut cmd = tokio::process::Command::new(workspace_binary("container")?);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    Ok(tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .context("container did not finish within 60 s")??)
+}
+
+/// `container` and ctrmgrd's routed store, each writing what the other then reads: an instance's
+/// status is its feature's entry in its ASIC namespace's STATE_DB, its configuration the host's
+/// entry of its feature. The binary resolves a bare name with the core's rule: a feature whose
+/// own name ends in digits, a host feature named like an instance, an instance on no ASIC of the
+/// platform (upstream's local default, in the host) and an unknown name. `state` and `id` never
+/// need Docker: `DOCKER_HOST` points nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_binary_and_ctrmgrd_agree_on_where_an_instance_lives() -> anyhow::Result<()> {
+    let redis = MultiAsicRedis::start(ASICS).context("redis-servers must start")?;
+    let dir = tempfile::tempdir()?;
+    let unit_marker = dir.path().join("ctrmgrd.service");
+    std::fs::write(&unit_marker, "")?;
+    let env: Vec<(String, std::ffi::OsString)> = vec![
+        (
+            "SONIC_DB_CONFIG".into(),
+            redis.host_config_path().into_os_string(),
+        ),
+        (
+            "SONIC_DB_GLOBAL_CONFIG".into(),
+            redis.global_config_path().into_os_string(),
+        ),
+        (
+            "DOCKER_HOST".into(),
+            format!("unix://{}", dir.path().join("no-docker.sock").display()).into(),
+        ),
+        ("SONIC_CTRMGRD_UNIT".into(), unit_marker.into_os_string()),
+    ];
+    let host_config = SonicDb::open_file(&redis.host_config_path(), "CONFIG_DB").await?;
+    for (feature, owner) in [("mabgp", "kube"), ("mab1", "local"), ("mahost0", "local")] {
+        host_config
+            .set_entry(
+                "FEATURE",
+                feature,
+                &[("set_owner".to_string(), owner.to_string())].into(),
+            )
+            .await?;
+    }
+    let host_state = SonicDb::open_file(&redis.host_config_path(), "STATE_DB").await?;
+    let asic_state =
+        |n: usize| SonicDb::open_file(redis.asic(n).database_config_path(), "STATE_DB");
+    let ok = |out: &std::process::Output| {
+        assert!(out.status.success(), "{out:?}");
+        stdout(out)
+    };
+
+    // `container` writes instance mabgp1: asic1's FEATURE|mabgp, nothing in the host or asic0.
+    let out = run_container(
+        &env,
+        &[
+            "state",
+            "mabgp1",
+            "up",
+            "kube",
+            "--id",
+            "0123456789ab",
+            "--image-version",
+            "2.0.0",
+        ],
+    )
+    .await?;
+    ok(&out);
+    let s = asic_state(1).await?.get_entry("FEATURE", "mabgp").await?;
+    assert_eq!(
+        s.get("current_owner").map(String::as_str),
+        Some("kube"),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.get("container_id").map(String::as_str),
+        Some("0123456789ab")
+    );
+    assert!(host_state.keys("FEATURE").await?.is_empty());
+    assert!(asic_state(0).await?.keys("FEATURE").await?.is_empty());
+
+    // ctrmgrd's store, with the instance registered as the daemon does from asic1's STATE_DB
+    // (store 2: host, asic0, asic1), reads the same status and the host's config of `mabgp`.
+    let dbs = open_databases(&SonicDbConfig::from_paths(
+        &redis.host_config_path(),
+        Some(&redis.global_config_path()),
+    )?)
+    .await?;
+    let mabgp = FeatureName::parse("mabgp")?;
+    let name = dbs
+        .instances
+        .register(2, &Namespace::Asic("asic1".into()), &mabgp)?;
+    assert_eq!(name.as_str(), "mabgp1");
+    assert_eq!(dbs.instances.unit(&name), "mabgp@1");
+    let status = dbs.store.feature_status(&name).await?;
+    assert_eq!(status.current_owner.to_string(), "kube");
+    assert_eq!(status.container_id.as_deref(), Some("0123456789ab"));
+    assert_eq!(
+        status.container_version.map(|v| v.to_string()).as_deref(),
+        Some("2.0.0")
+    );
+    let config = dbs.store.feature_config(&name).await?.context("config")?;
+    assert_eq!(config.set_owner, SetOwner::Kube);
+
+    // ctrmgrd writes, `container id` reads.
+    dbs.store
+        .update_feature_status(
+            &name,
+            &sonic_feature_core::model::StatusUpdate::new().container_id("fedcba987654"),
+        )
+        .await?;
+    assert_eq!(
+        ok(&run_container(&env, &["id", "mabgp1"]).await?),
+        "fedcba987654"
+    );
+    assert!(host_state.keys("FEATURE").await?.is_empty());
+
+    // `mab11` is feature `mab1` (configured) on asic1, not `mab` on ASIC 11.
+    ok(&run_container(&env, &["state", "mab11", "up", "local"]).await?);
+    let s = asic_state(1).await?.get_entry("FEATURE", "mab1").await?;
+    assert_eq!(
+        s.get("container_id").map(String::as_str),
+        Some("mab11"),
+        "{s:?}"
+    );
+    assert_eq!(ok(&run_container(&env, &["id", "mab11"]).await?), "mab11");
+
+    // `mahost0` is configured under its own name: a host feature.
+    ok(&run_container(&env, &["state", "mahost0", "up", "local"]).await?);
+    let s = host_state.get_entry("FEATURE", "mahost0").await?;
+    assert_eq!(
+        s.get("current_owner").map(String::as_str),
+        Some("local"),
+        "{s:?}"
+    );
+    assert!(
+        asic_state(0)
+            .await?
+            .get_entry("FEATURE", "mahost")
+            .await?
+            .is_empty()
+    );
+
+    // `mabgp7`: ASIC 7 does not exist here; upstream's behaviour, defaults in the host.
+    assert_eq!(ok(&run_container(&env, &["id", "mabgp7"]).await?), "mabgp7");
+    ok(&run_container(&env, &["state", "mabgp7", "up", "local"]).await?);
+    let s = host_state.get_entry("FEATURE", "mabgp7").await?;
+    assert_eq!(
+        s.get("current_owner").map(String::as_str),
+        Some("local"),
+        "{s:?}"
+    );
+
+    // An instance of an unconfigured feature is unknown.
+    let out = run_container(&env, &["id", "manone1"]).await?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown feature manone1"), "{err}");
+    Ok(())
+}
