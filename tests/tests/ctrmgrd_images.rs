@@ -379,7 +379,11 @@ async fn scenario(
             let log = daemon.log.lines();
             let exit = daemon.terminate().await;
             checked.map_err(|e| anyhow::anyhow!("{e:#}\nctrmgrd log: {log:?}"))?;
-            assert_eq!(exit?, sonic_daemon::Exit::Terminated);
+            let exit = exit?;
+            anyhow::ensure!(
+                exit == sonic_daemon::Exit::Terminated,
+                "ctrmgrd ended with {exit:?}"
+            );
             anyhow::Ok(())
         }
         .await;
