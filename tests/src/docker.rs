@@ -5,7 +5,9 @@
 //!   the one named by `SONIC_TEST_DOCKER_HOST` (started once per run by `scripts/test` / CI), or
 //!   a private one started on first use.
 //! - [`PrivateDockerd`] is one private engine in a directory (start / stop / restart), also used by
-//!   the `sonic-test-dockerd` binary and by tests that restart the engine mid-scenario.
+//!   the `sonic-test-dockerd` binary and by tests that restart the engine mid-scenario; with
+//!   [`EngineOptions::live_restore`] its containers keep running while dockerd is away, and
+//!   [`engine_dir`] gives such a test a directory that a later run sweeps if this one is killed.
 //! - [`build_image`] imports a small rootfs (busybox-static plus given files and ELF binaries with
 //!   their shared libraries) as an image, with `ENV` / `CMD` / `LABEL` changes.
 //!
@@ -150,7 +152,39 @@ fn sweep_stale(base: &Path) {
 pub struct PrivateDockerd {
     dir: PathBuf,
     host: String,
+    options: EngineOptions,
     child: Option<Child>,
+}
+
+/// How a [`PrivateDockerd`] runs; the default is what [`PrivateDockerd::start`] gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// dockerd's `--live-restore`: containers (with containerd's shims) keep running while
+    /// dockerd is stopped and are adopted again when it restarts, as on a switch whose engine
+    /// crashes or is restarted under running containers. [`PrivateDockerd::stop`] then stops
+    /// dockerd alone; dropping the engine also ends what it left running.
+    pub live_restore: bool,
+}
+
+impl EngineOptions {
+    /// Options with `--live-restore`.
+    pub fn live_restore() -> Self {
+        Self { live_restore: true }
+    }
+}
+
+/// A fresh directory for a test's own [`PrivateDockerd`] under `<tmp>/sonic-test-dockerd/`,
+/// short enough for dockerd's unix sockets. Directories there whose owner process died without
+/// cleaning up (a killed test, whose live-restore engine left containers running) are swept
+/// first. The directory is removed when the returned value is dropped; drop the engine before.
+pub fn engine_dir() -> anyhow::Result<tempfile::TempDir> {
+    let base = std::env::temp_dir().join("sonic-test-dockerd");
+    fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
+    sweep_stale(&base);
+    tempfile::Builder::new()
+        .prefix("e")
+        .tempdir_in(&base)
+        .with_context(|| format!("cannot create a directory in {}", base.display()))
 }
 
 impl PrivateDockerd {
@@ -159,6 +193,11 @@ impl PrivateDockerd {
     /// A dockerd still running from an earlier, crashed run in the same directory is stopped
     /// first.
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, EngineOptions::default())
+    }
+
+    /// [`PrivateDockerd::start`] with `options` (`--live-restore`, for instance).
+    pub fn start_with(dir: &Path, options: EngineOptions) -> anyhow::Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let dir = dir
             .canonicalize()
@@ -175,10 +214,16 @@ impl PrivateDockerd {
         let mut me = PrivateDockerd {
             host: format!("unix://{}", socket.display()),
             dir,
+            options,
             child: None,
         };
-        me.launch()?;
+        me.launch(true)?;
         Ok(me)
+    }
+
+    /// The options this engine runs with.
+    pub fn options(&self) -> EngineOptions {
+        self.options
     }
 
     /// The `DOCKER_HOST` URI of this engine.
@@ -204,8 +249,9 @@ impl PrivateDockerd {
         }
     }
 
-    /// Stops dockerd with SIGTERM (it stops its containers and containerd), SIGKILL after 60 s.
-    /// Stopping a stopped engine does nothing.
+    /// Stops dockerd with SIGTERM, SIGKILL after 60 s. Without live-restore it stops its
+    /// containers and containerd; with live-restore they keep running (the engine's API is gone
+    /// until [`PrivateDockerd::restart`]). Stopping a stopped engine does nothing.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
@@ -218,28 +264,47 @@ impl PrivateDockerd {
                 let _ = child.wait();
             }
         }
-        // A hard kill leaves containerd and shims behind; they would hold the directories. The
-        // network namespace dockerd bind-mounts under its exec root outlives it.
-        kill_processes_mentioning(&self.dir);
-        unmount_below(&self.dir);
+        if !self.options.live_restore {
+            // A hard kill leaves containerd and shims behind; they would hold the directories.
+            // The network namespace dockerd bind-mounts under its exec root outlives it.
+            kill_processes_mentioning(&self.dir);
+            unmount_below(&self.dir);
+        }
         let _ = fs::remove_file(self.dir.join("docker.sock"));
         Ok(())
     }
 
-    /// Stops and starts dockerd again in the same directory, with the same `DOCKER_HOST`; images
-    /// and (stopped) containers survive.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop()?;
-        self.launch()
+    /// Stops dockerd and ends everything of the engine still running: with live-restore its
+    /// containers, containerd and the shims (killed), then the mounts. What dropping does.
+    pub fn shut_down(&mut self) -> anyhow::Result<()> {
+        let stopped = self.stop();
+        if self.options.live_restore {
+            // Containers first: a container whose shim is gone is reparented and keeps running.
+            kill_container_processes(&self.dir);
+            kill_processes_mentioning(&self.dir);
+            unmount_below(&self.dir);
+        }
+        stopped
     }
 
-    fn launch(&mut self) -> anyhow::Result<()> {
+    /// Stops and starts dockerd again in the same directory, with the same `DOCKER_HOST`; images
+    /// and containers survive (stopped, or still running with live-restore).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop()?;
+        self.launch(false)
+    }
+
+    /// `fresh`: the first start in this directory, which ends what an earlier run left there.
+    fn launch(&mut self, fresh: bool) -> anyhow::Result<()> {
         require_program("dockerd", "docker.io")?;
         require_program("setpriv", "util-linux")?;
         let dir = &self.dir;
         // An engine of an earlier run in this directory (its pidfile names a live dockerd of this
-        // directory) would make dockerd refuse to start.
-        stop_stale_engine(dir);
+        // directory) would make dockerd refuse to start. A live-restore restart keeps what the
+        // stopped dockerd left running: the new one adopts containerd and the containers.
+        if fresh || !self.options.live_restore {
+            stop_stale_engine(dir);
+        }
         let _ = fs::remove_file(dir.join("docker.sock"));
         write_owner(dir)?;
         fs::write(dir.join("daemon.json"), b"{}\n")
@@ -253,7 +318,7 @@ impl PrivateDockerd {
 
         let mut cmd = Command::new("setpriv");
         cmd.arg("--pdeathsig").arg("TERM").arg("--").arg("dockerd");
-        cmd.args(dockerd_args(dir));
+        cmd.args(dockerd_args_with(dir, &self.options));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -290,7 +355,7 @@ impl PrivateDockerd {
 
 impl Drop for PrivateDockerd {
     fn drop(&mut self) {
-        let _ = self.stop();
+        let _ = self.shut_down();
     }
 }
 
@@ -300,6 +365,11 @@ impl Drop for PrivateDockerd {
 /// must not change the host's firewall; the cgroup and storage drivers are dockerd's defaults
 /// (`cgroupfs`; `overlay2` with fallback to `vfs`) unless `SONIC_TEST_DOCKER_STORAGE_DRIVER` is set.
 pub fn dockerd_args(dir: &Path) -> Vec<OsString> {
+    dockerd_args_with(dir, &EngineOptions::default())
+}
+
+/// [`dockerd_args`] for an engine with `options` (`--live-restore` when asked).
+pub fn dockerd_args_with(dir: &Path, options: &EngineOptions) -> Vec<OsString> {
     let p = |name: &str| dir.join(name).into_os_string();
     let mut host = OsString::from("unix://");
     host.push(dir.join("docker.sock"));
@@ -323,6 +393,9 @@ pub fn dockerd_args(dir: &Path) -> Vec<OsString> {
     {
         args.push("--storage-driver".into());
         args.push(driver.into());
+    }
+    if options.live_restore {
+        args.push("--live-restore".into());
     }
     args
 }
@@ -1217,6 +1290,17 @@ mod tests {
         assert!(paths.iter().any(|p| p.contains("ld-linux")), "{paths:?}");
         assert!(paths.iter().any(|p| p == "bin/busybox"));
         assert!(paths.iter().any(|p| p == "etc/passwd"));
+    }
+
+    #[test]
+    fn live_restore_is_asked_for_only_when_wanted() {
+        let dir = Path::new("/tmp/e1");
+        let plain = dockerd_args(dir);
+        assert!(!plain.iter().any(|a| a == "--live-restore"));
+        assert_eq!(plain, dockerd_args_with(dir, &EngineOptions::default()));
+        let live = dockerd_args_with(dir, &EngineOptions::live_restore());
+        assert_eq!(live.iter().filter(|a| *a == "--live-restore").count(), 1);
+        assert_eq!(&live[..plain.len()], &plain[..]);
     }
 
     #[test]
