@@ -16,6 +16,7 @@
 //! * [`labels`]: the label journal.
 //! * [`images`]: image management (mark good, tag as local, purge, golden image).
 //! * [`reboot`]: warm, fast and cold reboot preparation and the restore after boot.
+//! * [`proxy`]: Docker's HTTP proxy routed to the master (the iptables DNAT rule plan).
 //! * [`exec`]: executors of all of the above against the ports.
 
 pub mod container;
@@ -26,5 +27,6 @@ pub mod labels;
 pub mod manager;
 pub mod model;
 pub mod ports;
+pub mod proxy;
 pub mod reboot;
 pub mod startup;
