@@ -446,7 +446,11 @@ impl Daemon {
             Action::CheckService(_, f) | Action::RestartService { feature: f, .. } => {
                 format!("service {f}")
             }
-            Action::GatherImageFacts { .. } | Action::RunImageOps { .. } => TOPIC_DOCKER.to_owned(),
+            // Reading the engine's facts succeeds while an operation keeps being refused (an
+            // image still used by a container): the refusal has its own topic, so that the
+            // next successful read is not logged as its recovery.
+            Action::GatherImageFacts { .. } => TOPIC_DOCKER.to_owned(),
+            Action::RunImageOps { feature, .. } => format!("{TOPIC_DOCKER} images {feature}"),
             Action::Alert { feature, .. } => format!("alert {feature}"),
         }
     }

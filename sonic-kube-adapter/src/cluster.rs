@@ -372,7 +372,10 @@ impl KubeNodeCluster {
             return Ok(JoinOutcome::AlreadyConnected);
         }
         match self.join_steps(&server, insecure).await {
-            Ok(()) => Ok(JoinOutcome::Joined),
+            Ok(()) => {
+                self.wait_node_registered().await;
+                Ok(JoinOutcome::Joined)
+            }
             Err((step, source)) => {
                 // Leave a clean, not-joined node behind whatever step failed.
                 if let Err(e) = self.node_reset(true).await {
@@ -384,6 +387,31 @@ impl KubeNodeCluster {
                     source: Box::new(source),
                 })
             }
+        }
+    }
+
+    /// Waits until kubelet registered the node at the master, for at most
+    /// `node_register_timeout`: `kubeadm join` returns after kubelet's TLS bootstrap, and the
+    /// node object comes a moment later. Without this wait the first label update after every
+    /// join fails with "node not found" and is reported as a problem. A node that does not show
+    /// up in time is left to the label retries, which report it.
+    async fn wait_node_registered(&self) {
+        let limit = self.settings.node_register_timeout;
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            match self.get_node().await {
+                Ok(Some(_)) => return,
+                Ok(None) => {}
+                Err(e) => tracing::debug!("waiting for the node to register: {e}"),
+            }
+            if tokio::time::Instant::now() >= end {
+                tracing::warn!(
+                    "node {} not registered at the master {limit:?} after kubeadm join",
+                    self.node_name()
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -554,6 +582,13 @@ impl NodeCluster for KubeNodeCluster {
 
     async fn patch_labels(&self, set: &NodeLabels, remove: &[LabelKey]) -> Result<(), PortError> {
         self.sync_labels(set, remove)
+            .await
+            .map(drop)
+            .map_err(PortError::from)
+    }
+
+    async fn route_http_proxy(&self, master: Option<String>) -> Result<(), PortError> {
+        crate::proxy::route_http_proxy(&self.settings, self.runner.as_ref(), master.as_deref())
             .await
             .map(drop)
             .map_err(PortError::from)

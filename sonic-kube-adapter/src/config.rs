@@ -73,6 +73,9 @@ pub struct KubeSettings {
     pub command_timeout: Duration,
     /// Limit for `kubeadm join` (upstream: 360 s, #26341).
     pub join_timeout: Duration,
+    /// How long a join waits, after `kubeadm join` returned, for kubelet to register the node
+    /// at the master (its labels cannot be set before); the join succeeds anyway afterwards.
+    pub node_register_timeout: Duration,
 }
 
 impl KubeSettings {
@@ -85,6 +88,7 @@ impl KubeSettings {
             ca_fetch_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),
             join_timeout: Duration::from_secs(360),
+            node_register_timeout: Duration::from_secs(30),
         }
     }
 

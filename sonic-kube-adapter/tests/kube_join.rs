@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sonic_feature_core::model::ServerConfig;
 use sonic_feature_core::ports::{ErrorKind, NodeCluster};
-use sonic_kube_adapter::{JoinLock, JoinOutcome, KubeError, Step};
+use sonic_kube_adapter::{JoinLock, JoinOutcome, KubeError, KubeNodeCluster, Step};
 use sonic_tests::fake_kube::{FakeKube, TestCa};
 
 use common::{NODE, Switch, argv};
@@ -367,6 +367,44 @@ async fn join_rejoins_when_the_node_is_not_ready_or_forced() {
             .unwrap(),
         JoinOutcome::Joined
     );
+}
+
+#[tokio::test]
+async fn join_returns_once_kubelet_registered_the_node_so_labels_can_be_set_at_once() {
+    let sw = Switch::new().await;
+    let mut settings = sw.settings.clone();
+    settings.node_register_timeout = Duration::from_secs(20);
+    let c = KubeNodeCluster::new(settings, sw.runner.clone());
+    let store = sw.kube.store().clone();
+    // kubelet registers the node a moment after `kubeadm join` returned.
+    let kubelet = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        store.add_node(NODE, &[], true);
+    });
+    assert_eq!(
+        c.join_master(&sw.host(), sw.port(), false, true)
+            .await
+            .unwrap(),
+        JoinOutcome::Joined
+    );
+    assert!(
+        c.get_node().await.unwrap().is_some(),
+        "the join returned before the node was registered"
+    );
+    kubelet.await.unwrap();
+}
+
+#[tokio::test]
+async fn join_succeeds_although_the_node_never_registers_in_time() {
+    let sw = Switch::new().await;
+    let c = sw.cluster();
+    assert_eq!(
+        c.join_master(&sw.host(), sw.port(), false, true)
+            .await
+            .unwrap(),
+        JoinOutcome::Joined
+    );
+    assert!(c.get_node().await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -130,6 +130,8 @@ impl Switch {
         .unwrap();
         let mut settings = KubeSettings::new(NODE).with_paths(paths);
         settings.request_timeout = Duration::from_secs(2);
+        // No kubelet registers the node here (the tests add it themselves when they need it).
+        settings.node_register_timeout = Duration::from_millis(300);
         settings.ca_fetch_timeout = Duration::from_secs(2);
         kube.store().add_node(NODE, &[], true);
         Self {
