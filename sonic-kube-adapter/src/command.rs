@@ -53,6 +53,17 @@ impl CommandOutput {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// Why a run that did not succeed failed, on one line, for messages: the exit code and what
+    /// the program said (stderr, or stdout when stderr is empty).
+    pub fn failure_reason(&self) -> String {
+        let said = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        with_output(exit_text(self.code), said)
+    }
 }
 
 /// Why a program could not be run to completion successfully. Every message starts with the
@@ -116,14 +127,15 @@ impl CommandError {
             Self::Signaled { signal, stderr, .. } => {
                 with_output(format!("killed by signal {}", show_signal(*signal)), stderr)
             }
-            Self::Failed { code, stderr, .. } => {
-                let status = match code {
-                    Some(code) => format!("exited with code {code}"),
-                    None => "exited without an exit code".to_owned(),
-                };
-                with_output(status, stderr)
-            }
+            Self::Failed { code, stderr, .. } => with_output(exit_text(*code), stderr),
         }
+    }
+}
+
+fn exit_text(code: Option<i32>) -> String {
+    match code {
+        Some(code) => format!("exited with code {code}"),
+        None => "exited without an exit code".to_owned(),
     }
 }
 
@@ -533,5 +545,17 @@ mod tests {
             stderr: "line one\nline two\n".into(),
         };
         assert_eq!(e.reason(), "exited with code 1: line one | line two");
+        let out = CommandOutput {
+            code: Some(3),
+            stdout: "said on stdout\n".into(),
+            stderr: " \n".into(),
+        };
+        assert_eq!(out.failure_reason(), "exited with code 3: said on stdout");
+        let out = CommandOutput {
+            code: Some(3),
+            stdout: "ignored".into(),
+            stderr: "said on stderr".into(),
+        };
+        assert_eq!(out.failure_reason(), "exited with code 3: said on stderr");
     }
 }

@@ -63,14 +63,11 @@ pub async fn daemon_reload(systemctl: &Path) -> Result<(), InstallError> {
     let output = run_program(&argv, DAEMON_RELOAD_TIMEOUT)
         .await
         .map_err(|e| fail(e.reason()))?;
-    if !output.success() {
-        let status = match output.code {
-            Some(code) => format!("exit status: {code}"),
-            None => "no exit status".to_owned(),
-        };
-        return Err(fail(format!("{status}: {}", output.stderr.trim())));
+    if output.success() {
+        Ok(())
+    } else {
+        Err(fail(output.failure_reason()))
     }
-    Ok(())
 }
 
 fn error_exit(e: &InstallError) -> Exit {

@@ -63,19 +63,10 @@ impl CommandRunner for TokioRunner {
             .await
             .map_err(|e| fail(e.reason()))?;
         if out.success() {
-            return Ok(());
-        }
-        // Programs that print their complaint on stdout are shown by it.
-        let text = if out.stderr.trim().is_empty() {
-            out.stdout.trim()
+            Ok(())
         } else {
-            out.stderr.trim()
-        };
-        let status = match out.code {
-            Some(code) => format!("exit status: {code}"),
-            None => "no exit status".to_owned(),
-        };
-        Err(fail(format!("{status}: {}", text.replace('\n', " | "))))
+            Err(fail(out.failure_reason()))
+        }
     }
 }
 
@@ -111,7 +102,7 @@ pub(crate) mod recorder {
             match &self.fail_when_contains {
                 Some(s) if line.contains(s.as_str()) => Err(RebootError::Command {
                     command: line,
-                    reason: "exit status: 1: recorded failure".to_owned(),
+                    reason: "exited with code 1: recorded failure".to_owned(),
                 }),
                 Some(_) | None => Ok(()),
             }
@@ -134,7 +125,7 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("command false failed: exit status: 1"), "{e}");
+        assert_eq!(e, "command false failed: exited with code 1");
         let e = r
             .run(&Cmd::new(
                 ["ls", "/nonexistent/dir"],
@@ -144,7 +135,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("command ls /nonexistent/dir failed: exit status: 2: ls: "),
+            e.starts_with("command ls /nonexistent/dir failed: exited with code 2: ls: "),
             "{e}"
         );
         let started = std::time::Instant::now();
