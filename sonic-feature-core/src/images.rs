@@ -220,7 +220,10 @@ fn plan_purge(
         return;
     };
     // Never remove: the new golden image, the image local starts run now, and the last good
-    // version (kept for fallback).
+    // version (kept for fallback) — except the shipped local copy, which `purge_local_copy`
+    // removes by the operator's choice even when it is the last good version (HLD: "this
+    // would block from restoring back to factory default"; upstream G4 does the same), so
+    // `container_last_version` may then name a version no longer on disk.
     let mut protected: BTreeSet<&str> = BTreeSet::new();
     protected.insert(image_id);
     for r in &facts.images {
