@@ -25,7 +25,7 @@ use sonic_feature_core::exec::{Executed, ManagerPorts, error_chain, execute_mana
 use sonic_feature_core::manager::{Action, Event, Manager};
 use sonic_feature_core::model::{
     FeatureConfig, FeatureName, FeatureStatus, ImageMgmt, NodeLabels, RemoteCtrConfig,
-    ServerConfig, Timestamp,
+    ServerConfig, SetOwner, Timestamp,
 };
 use sonic_feature_core::ports::{
     Clock, ContainerRuntime, FeatureStore, ImageStore, ManagerStateStore, NodeCluster, PortError,
@@ -44,6 +44,8 @@ pub const TOPIC_REDIS: &str = "redis";
 pub const TOPIC_MASTER: &str = "kubernetes master";
 /// Problem topic of the Docker engine (image management).
 pub const TOPIC_DOCKER: &str = "docker";
+/// Problem topic of Docker's HTTP proxy route to the master (`use_k8s_as_http_proxy`).
+pub const TOPIC_HTTP_PROXY: &str = "http proxy";
 
 /// What the daemon is asked to do from outside (signals).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +219,20 @@ struct Daemon {
     retry_delay: Duration,
     link_epochs: Vec<u64>,
     db_labels: BTreeMap<usize, String>,
+    /// Restarts that failed, retried until one succeeds or the feature's configuration
+    /// changes: the failed restart itself leaves the unit inactive, and the core (like
+    /// upstream) never restarts an inactive unit, so a reconcile alone would not try again.
+    restart_retries: BTreeMap<FeatureName, RestartRetry>,
+}
+
+/// A failed restart waiting for its next attempt.
+#[derive(Debug, Clone, Copy)]
+struct RestartRetry {
+    owner: SetOwner,
+    /// When to try again; `None` while an attempt is queued or running.
+    at: Option<Timestamp>,
+    /// The wait before the next attempt after another failure (doubled up to `retry_max`).
+    delay: Duration,
 }
 
 /// Subscribes to every table, retrying with backoff while Redis is not there. Returns `None`
@@ -321,6 +337,7 @@ pub async fn run(
         link_epochs: vec![0; count],
         options,
         db_labels,
+        restart_retries: BTreeMap::new(),
     };
     let mut inflight: Option<InFlight> = None;
     let mut terminating = false;
@@ -379,10 +396,11 @@ impl Daemon {
 
     fn until_next_deadline(&self) -> Duration {
         let manager = self.manager.as_ref().and_then(Manager::poll_timeout);
-        let next = match (manager, self.reconcile_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let retry = self.restart_retries.values().filter_map(|r| r.at).min();
+        let next = [manager, self.reconcile_at, retry]
+            .into_iter()
+            .flatten()
+            .min();
         match next {
             Some(t) => t.since(self.now()),
             None => Duration::from_secs(3600),
@@ -443,20 +461,26 @@ impl Daemon {
             | Action::SetDesiredLabels(_)
             | Action::SaveLabelJournal(_)
             | Action::UpdateFeatureStatus { .. } => TOPIC_REDIS.to_owned(),
-            Action::CheckService(_, f) | Action::RestartService { feature: f, .. } => {
-                format!("service {f}")
-            }
+            // An answered is-active query says nothing about a restart that failed: each has
+            // its own topic, so that the next query does not log the restart's problem as
+            // recovered.
+            Action::CheckService(_, f) => format!("service {f} activity"),
+            Action::RestartService { feature: f, .. } => format!("service {f}"),
             // Reading the engine's facts succeeds while an operation keeps being refused (an
             // image still used by a container): the refusal has its own topic, so that the
             // next successful read is not logged as its recovery.
             Action::GatherImageFacts { .. } => TOPIC_DOCKER.to_owned(),
             Action::RunImageOps { feature, .. } => format!("{TOPIC_DOCKER} images {feature}"),
+            Action::RouteHttpProxy { .. } => TOPIC_HTTP_PROXY.to_owned(),
             Action::Alert { feature, .. } => format!("alert {feature}"),
         }
     }
 
     fn finished(&mut self, generation: u64, action: &Action, executed: Executed) {
         let topic = Self::topic(action);
+        if let Action::RestartService { feature, owner } = action {
+            self.note_restart(feature, *owner, executed.error.is_none());
+        }
         match &executed.error {
             Some(e) => self.report.problem(&topic, &error_chain(e)),
             None => {
@@ -552,12 +576,59 @@ impl Daemon {
         }
     }
 
+    /// Keeps track of a restart's outcome: a failure is retried with backoff, a success ends
+    /// the retries.
+    fn note_restart(&mut self, feature: &FeatureName, owner: SetOwner, ok: bool) {
+        if ok {
+            self.restart_retries.remove(feature);
+            return;
+        }
+        let now = self.now();
+        let first = self.options.retry_min;
+        let max = self.options.retry_max;
+        let retry = self
+            .restart_retries
+            .entry(feature.clone())
+            .or_insert(RestartRetry {
+                owner,
+                at: None,
+                delay: first,
+            });
+        retry.owner = owner;
+        retry.at = Some(now.plus(retry.delay));
+        retry.delay = (retry.delay * 2).min(max);
+    }
+
+    /// Queues the failed restarts whose next attempt is due (unless the core queued one).
+    fn retry_restarts(&mut self, now: Timestamp) {
+        let due: Vec<(FeatureName, SetOwner)> = self
+            .restart_retries
+            .iter()
+            .filter(|(_, r)| r.at.is_some_and(|t| t <= now))
+            .map(|(f, r)| (f.clone(), r.owner))
+            .collect();
+        for (feature, owner) in due {
+            if let Some(r) = self.restart_retries.get_mut(&feature) {
+                r.at = None;
+            }
+            let queued = self
+                .queue
+                .iter()
+                .any(|a| matches!(a, Action::RestartService { feature: f, .. } if *f == feature));
+            if !queued {
+                self.queue
+                    .push_back(Action::RestartService { feature, owner });
+            }
+        }
+    }
+
     async fn on_timer(&mut self) {
         let now = self.now();
         if self.reconcile_at.is_some_and(|t| t <= now) {
             self.reconcile_at = None;
             self.reconcile().await;
         }
+        self.retry_restarts(self.now());
         if self
             .manager
             .as_ref()
@@ -682,6 +753,13 @@ impl Daemon {
                     },
                 };
                 self.report.resolved(&where_(&o));
+                if self.mirror.configs.get(&feature) != config.as_ref() {
+                    // The core decides again from the new configuration (a disabled feature
+                    // must not be restarted by an old retry).
+                    for name in self.names_of(&feature) {
+                        self.restart_retries.remove(&name);
+                    }
+                }
                 match &config {
                     Some(c) => self.mirror.configs.insert(feature.clone(), c.clone()),
                     None => self.mirror.configs.remove(&feature),

@@ -557,6 +557,15 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
                 error,
             }
         }
+        Action::RouteHttpProxy { request, master_ip } => {
+            match ports.cluster.route_http_proxy(master_ip.clone()).await {
+                Ok(()) => Executed::answer(Event::HttpProxyRouted(*request)),
+                Err(e) => Executed {
+                    event: Some(Event::HttpProxyFailed(*request)),
+                    error: Some(e),
+                },
+            }
+        }
         Action::Alert { .. } => Executed::default(),
     }
 }
@@ -1227,6 +1236,39 @@ mod tests {
             Some(Event::JoinFailed(RequestId(7), "connection refused".into()))
         );
         assert!(r.error.is_some());
+    }
+
+    #[test]
+    fn http_proxy_route_answers_with_success_or_failure() {
+        let mut p = Ports::new();
+        let mut seq = Sequence::new();
+        p.cluster
+            .expect_route_http_proxy()
+            .with(eq(Some("10.0.0.1".to_owned())))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        p.cluster
+            .expect_route_http_proxy()
+            .with(eq(None))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Err(PortError::transient("iptables: timed out")));
+        let r = p.run(&Action::RouteHttpProxy {
+            request: RequestId(4),
+            master_ip: Some("10.0.0.1".into()),
+        });
+        assert_eq!(r.event, Some(Event::HttpProxyRouted(RequestId(4))));
+        assert!(r.error.is_none());
+        let r = p.run(&Action::RouteHttpProxy {
+            request: RequestId(5),
+            master_ip: None,
+        });
+        assert_eq!(r.event, Some(Event::HttpProxyFailed(RequestId(5))));
+        assert_eq!(
+            r.error.map(|e| e.to_string()).as_deref(),
+            Some("iptables: timed out")
+        );
     }
 
     #[test]

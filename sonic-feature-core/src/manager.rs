@@ -154,6 +154,11 @@ pub enum Event {
         /// Whether every operation succeeded.
         ok: bool,
     },
+    /// Answer to [`Action::RouteHttpProxy`]: the rule is in place (or removed).
+    HttpProxyRouted(RequestId),
+    /// Answer to [`Action::RouteHttpProxy`]: failure (the daemon reports the error); retried
+    /// after `retry_join_interval` or at the next change of the master's address.
+    HttpProxyFailed(RequestId),
     /// The deadline of [`Manager::poll_timeout`] passed.
     Timeout,
 }
@@ -212,6 +217,15 @@ pub enum Action {
         feature: FeatureName,
         /// The operations.
         ops: Vec<ImageOp>,
+    },
+    /// Route Docker's HTTP proxy to `<master_ip>:3128` (one iptables nat DNAT rule), or remove
+    /// the route when `master_ip` is `None`; only with `use_k8s_as_http_proxy`. Answer
+    /// [`Event::HttpProxyRouted`] or [`Event::HttpProxyFailed`].
+    RouteHttpProxy {
+        /// The request.
+        request: RequestId,
+        /// The master's address (IP or host name) as configured.
+        master_ip: Option<String>,
     },
     /// Raise an alert (error log) about a feature.
     Alert {
@@ -283,6 +297,10 @@ impl fmt::Display for Action {
                 }
                 Ok(())
             }
+            Self::RouteHttpProxy { master_ip, .. } => match master_ip {
+                Some(ip) => write!(f, "route http proxy -> {ip}:3128"),
+                None => f.write_str("route http proxy: remove"),
+            },
             Self::Alert { feature, message } => write!(f, "alert {feature}: {message}"),
         }
     }
@@ -380,6 +398,13 @@ pub struct Manager {
     label_retry_at: Option<Timestamp>,
     journal: LabelJournal,
     features: BTreeMap<FeatureName, FeatureEntry>,
+    /// The master address Docker's proxy was last routed to (`Some(None)`: route removed);
+    /// `None`: not routed by this manager yet.
+    proxy_routed: Option<Option<String>>,
+    /// The route request in flight and the address it routes to.
+    proxy_request: Option<(RequestId, Option<String>)>,
+    /// When a failed route is tried again.
+    proxy_retry_at: Option<Timestamp>,
 }
 
 impl Manager {
@@ -403,6 +428,9 @@ impl Manager {
             label_retry_at: None,
             journal: journal.restored(),
             features: BTreeMap::new(),
+            proxy_routed: None,
+            proxy_request: None,
+            proxy_retry_at: None,
         }
     }
 
@@ -472,6 +500,8 @@ impl Manager {
                 if !self.started {
                     self.started = true;
                     self.server_cfg = server_config;
+                    // Upstream routes the proxy at start, before the boot latency.
+                    self.route_proxy(&mut out);
                     let booted = server_status.update_time.is_none();
                     // A problem recorded by an earlier run stays until this run succeeds.
                     self.last_error = server_status.last_error.clone();
@@ -489,6 +519,11 @@ impl Manager {
             Event::ServerConfigChanged(cfg) => {
                 if cfg != self.server_cfg {
                     self.server_cfg = cfg;
+                    if self.started {
+                        // A new address is routed at once, even while a retry waits.
+                        self.proxy_retry_at = None;
+                        self.route_proxy(&mut out);
+                    }
                     if self.started && self.join_at.is_none() {
                         self.handle_server(now, &mut out);
                     }
@@ -614,6 +649,18 @@ impl Manager {
                     }
                 }
             }
+            Event::HttpProxyRouted(r) => {
+                if let Some((_, ip)) = self.proxy_request.take_if(|(q, _)| *q == r) {
+                    self.proxy_routed = Some(ip);
+                    // The address may have changed while the request was in flight.
+                    self.route_proxy(&mut out);
+                }
+            }
+            Event::HttpProxyFailed(r) => {
+                if self.proxy_request.take_if(|(q, _)| *q == r).is_some() {
+                    self.proxy_retry_at = Some(now.plus(self.timers.retry_join_interval));
+                }
+            }
             Event::Timeout => {}
         }
         self.release_handovers(&mut out);
@@ -630,6 +677,7 @@ impl Manager {
             }
         };
         consider(self.join_at);
+        consider(self.proxy_retry_at);
         if self.connected {
             consider(self.label_retry_at);
         }
@@ -675,6 +723,10 @@ impl Manager {
     }
 
     fn fire_due(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        if self.proxy_retry_at.is_some_and(|t| t <= now) {
+            self.proxy_retry_at = None;
+            self.route_proxy(out);
+        }
         if self.join_at.is_some_and(|t| t <= now) {
             self.handle_server(now, out);
         }
@@ -784,6 +836,34 @@ impl Manager {
         out.push(Action::RestartService {
             feature: f.clone(),
             owner: SetOwner::Local,
+        });
+    }
+
+    /// With `use_k8s_as_http_proxy`, routes Docker's proxy to the configured master address
+    /// unless it already goes there, a request is in flight (its answer routes again) or a
+    /// retry waits.
+    fn route_proxy(&mut self, out: &mut Vec<Action>) {
+        if !self.timers.use_k8s_as_http_proxy
+            || self.proxy_request.is_some()
+            || self.proxy_retry_at.is_some()
+        {
+            return;
+        }
+        let want = self
+            .server_cfg
+            .ip
+            .as_deref()
+            .map(str::trim)
+            .filter(|ip| !ip.is_empty())
+            .map(str::to_owned);
+        if self.proxy_routed.as_ref() == Some(&want) {
+            return;
+        }
+        let request = self.request();
+        self.proxy_request = Some((request, want.clone()));
+        out.push(Action::RouteHttpProxy {
+            request,
+            master_ip: want,
         });
     }
 

@@ -212,6 +212,11 @@ pub trait NodeCluster: Send + Sync {
     async fn node_labels(&self) -> Result<NodeLabels, PortError>;
     /// Sets `set` and removes `remove` on the node (one merge patch).
     async fn patch_labels(&self, set: &NodeLabels, remove: &[LabelKey]) -> Result<(), PortError>;
+    /// Routes Docker's HTTP proxy (from its systemd drop-in) to the proxy on the master at
+    /// `master` (an IP or a host name), or removes the route when `master` is `None`
+    /// (`use_k8s_as_http_proxy`, upstream's `ctrmgr_iptables`). Nothing to do without a proxy
+    /// in the drop-in.
+    async fn route_http_proxy(&self, master: Option<String>) -> Result<(), PortError>;
 }
 
 /// Systemd units of features (systemctl in production, an emulator in tests).

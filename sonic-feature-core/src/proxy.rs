@@ -205,9 +205,9 @@ pub fn parse_nat_listing(text: &str) -> Result<Vec<NatRule>, ProxyError> {
             .filter(|n| *n > 0)
             .ok_or_else(|| err("expected a rule number first"))?;
         let mut field = || {
-            cols.next()
-                .map(str::to_owned)
-                .ok_or_else(|| err("expected the columns num, target, prot, opt, source and destination"))
+            cols.next().map(str::to_owned).ok_or_else(|| {
+                err("expected the columns num, target, prot, opt, source and destination")
+            })
         };
         let target = field()?;
         let prot = field()?;
@@ -384,7 +384,8 @@ mod tests {
         (ops, after)
     }
 
-    const OTHER_SOURCE: &str = "DNAT tcp -- 20.20.0.0/0 172.16.1.1 tcp dpt:8080 to:100.127.20.21:8080";
+    const OTHER_SOURCE: &str =
+        "DNAT tcp -- 20.20.0.0/0 172.16.1.1 tcp dpt:8080 to:100.127.20.21:8080";
     const OTHER_PORT: &str = "DNAT tcp -- 0.0.0.0/0 172.16.1.1 tcp dpt:3129 to:11.11.11.11:8088";
     const STALE_A: &str = "DNAT tcp -- 0.0.0.0/0 172.16.1.1 tcp dpt:3128 to:11.11.11.11:8080";
     const STALE_B: &str = "DNAT tcp -- 0.0.0.0/0 172.16.1.1 tcp dpt:3128 to:11.11.11.11:8088";
@@ -473,7 +474,10 @@ mod tests {
     #[test]
     fn duplicates_of_the_correct_rule_are_deleted_and_the_first_is_kept() {
         let ours = "DNAT tcp -- 0.0.0.0/0 172.16.1.1 tcp dpt:3128 to:10.10.20.20:3128";
-        let (ops, after) = run(&[STALE_A, ours, OTHER_PORT, ours, ours], Some("10.10.20.20"));
+        let (ops, after) = run(
+            &[STALE_A, ours, OTHER_PORT, ours, ours],
+            Some("10.10.20.20"),
+        );
         assert_eq!(
             ops,
             vec![
@@ -508,7 +512,10 @@ mod tests {
                 "10.0.0.9:3128"
             ]
         );
-        assert_eq!(IptablesOp::Delete(7).args(), ["-t", "nat", "-D", "OUTPUT", "7"]);
+        assert_eq!(
+            IptablesOp::Delete(7).args(),
+            ["-t", "nat", "-D", "OUTPUT", "7"]
+        );
         assert_eq!(after.len(), 1);
         assert_eq!(
             list_args(),
@@ -554,8 +561,9 @@ mod tests {
             matches!(e, ProxyError::Listing { line: 1, reason, .. } if reason.contains("columns")),
             "{e}"
         );
-        let e = parse_nat_listing("1 DNAT tcp -- 0.0.0.0/0 1.1.1.1\n1 DNAT tcp -- 0.0.0.0/0 1.1.1.1\n")
-            .unwrap_err();
+        let e =
+            parse_nat_listing("1 DNAT tcp -- 0.0.0.0/0 1.1.1.1\n1 DNAT tcp -- 0.0.0.0/0 1.1.1.1\n")
+                .unwrap_err();
         assert!(matches!(e, ProxyError::Listing { line: 2, .. }), "{e}");
     }
 
@@ -570,8 +578,10 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_drop_in("Environment=\"A=b\" \"HTTP_PROXY=http://10.0.0.2:8080\" \"NO_PROXY=x\"\n")
-                .unwrap(),
+            parse_drop_in(
+                "Environment=\"A=b\" \"HTTP_PROXY=http://10.0.0.2:8080\" \"NO_PROXY=x\"\n"
+            )
+            .unwrap(),
             Some(ProxyAddr {
                 ip: Ipv4Addr::new(10, 0, 0, 2),
                 port: 8080

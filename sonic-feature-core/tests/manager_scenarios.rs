@@ -1332,3 +1332,105 @@ fn a_reconcile_after_the_feature_recovered_starts_no_failure_clock() {
     // only the mark-good timer of the deployment is armed.
     assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(700_000)));
 }
+
+/// The default timers with `use_k8s_as_http_proxy` on.
+fn proxy_timers() -> RemoteCtrConfig {
+    RemoteCtrConfig {
+        use_k8s_as_http_proxy: true,
+        ..RemoteCtrConfig::default()
+    }
+}
+
+fn proxy_request(actions: &[Action]) -> RequestId {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::RouteHttpProxy { request, .. } => Some(*request),
+            _ => None,
+        })
+        .expect("a route http proxy action")
+}
+
+#[test]
+fn the_http_proxy_route_follows_the_master_address_and_a_failure_is_retried() {
+    let mut s = Sim::with(proxy_timers());
+    // Routed at start, before the boot latency (upstream's startup step 1).
+    let a = s.at(0, "start after boot", start(server("10.0.0.1"), true));
+    s.at(0, "routed", Event::HttpProxyRouted(proxy_request(&a)));
+    // Same address, another field: no new route.
+    let mut insecure = server("10.0.0.1");
+    insecure.insecure = true;
+    s.at(
+        1,
+        "config insecure=true",
+        Event::ServerConfigChanged(insecure),
+    );
+    let a = s.at(
+        2,
+        "config ip=10.0.0.2",
+        Event::ServerConfigChanged(server("10.0.0.2")),
+    );
+    s.at(2, "route fails", Event::HttpProxyFailed(proxy_request(&a)));
+    // Retried after retry_join_interval (30 s).
+    assert_eq!(s.m.poll_timeout(), Some(Timestamp::from_millis(32_000)));
+    let a = s.tick();
+    s.at(32, "routed", Event::HttpProxyRouted(proxy_request(&a)));
+    // A late or repeated answer to an earlier request changes nothing.
+    s.at(33, "stale answer", Event::HttpProxyFailed(RequestId(1)));
+    let a = s.at(40, "config ip=\"\"", Event::ServerConfigChanged(server("")));
+    s.at(40, "routed", Event::HttpProxyRouted(proxy_request(&a)));
+    // While one route runs, a newer address waits for its answer, then goes out.
+    let a = s.at(
+        50,
+        "config ip=10.0.0.3",
+        Event::ServerConfigChanged(server("10.0.0.3")),
+    );
+    s.at(
+        51,
+        "config ip=10.0.0.4",
+        Event::ServerConfigChanged(server("10.0.0.4")),
+    );
+    s.at(52, "routed", Event::HttpProxyRouted(proxy_request(&a)));
+    check(
+        &s.trace(),
+        r#"
+        @0s start after boot
+          route http proxy -> 10.0.0.1:3128
+        @0s routed
+        @1s config insecure=true
+        @2s config ip=10.0.0.2
+          route http proxy -> 10.0.0.2:3128
+        @2s route fails
+        @32s timeout
+          route http proxy -> 10.0.0.2:3128
+        @32s routed
+        @33s stale answer
+        @40s config ip=""
+          route http proxy: remove
+        @40s routed
+        @50s config ip=10.0.0.3
+          route http proxy -> 10.0.0.3:3128
+        @51s config ip=10.0.0.4
+        @52s routed
+          route http proxy -> 10.0.0.4:3128
+        "#,
+    );
+}
+
+#[test]
+fn without_use_k8s_as_http_proxy_no_route_is_ever_asked() {
+    let mut s = Sim::new();
+    let mut all = s.at(0, "start", start(server("10.0.0.1"), false));
+    all.extend(s.at(
+        1,
+        "config ip=10.0.0.2",
+        Event::ServerConfigChanged(server("10.0.0.2")),
+    ));
+    all.extend(s.at(2, "config ip=\"\"", Event::ServerConfigChanged(server(""))));
+    assert!(
+        !all.iter()
+            .any(|a| matches!(a, Action::RouteHttpProxy { .. })),
+        "{}",
+        s.trace()
+    );
+}

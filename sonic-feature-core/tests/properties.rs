@@ -455,6 +455,9 @@ impl MasterSim {
             }
             Action::Reset | Action::WriteServerStatus(_) | Action::SaveLabelJournal(_) => {}
             Action::Alert { .. } | Action::UpdateFeatureStatus { .. } => {}
+            Action::RouteHttpProxy { request, .. } => {
+                self.queue.push(Event::HttpProxyRouted(request));
+            }
             Action::SetDesiredLabels(p) => {
                 p.apply_to(&mut self.desired);
                 self.queue

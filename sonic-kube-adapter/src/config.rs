@@ -24,6 +24,8 @@ pub struct KubePaths {
     pub flannel_conflist: PathBuf,
     /// Kubelet configuration written by `kubeadm join`; its presence means "joined".
     pub kubelet_config: PathBuf,
+    /// Docker's systemd drop-in holding `HTTP_PROXY` (`use_k8s_as_http_proxy`).
+    pub docker_http_proxy_conf: PathBuf,
 }
 
 impl Default for KubePaths {
@@ -37,6 +39,7 @@ impl Default for KubePaths {
             cni_dir: "/etc/cni/net.d".into(),
             flannel_conflist: "/usr/share/sonic/templates/kube_cni.10-flannel.conflist".into(),
             kubelet_config: "/var/lib/kubelet/config.yaml".into(),
+            docker_http_proxy_conf: "/etc/systemd/system/docker.service.d/http_proxy.conf".into(),
         }
     }
 }
@@ -55,6 +58,7 @@ impl KubePaths {
             cni_dir: re(&d.cni_dir),
             flannel_conflist: re(&d.flannel_conflist),
             kubelet_config: re(&d.kubelet_config),
+            docker_http_proxy_conf: re(&d.docker_http_proxy_conf),
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct KubeSettings {
     /// How long a join waits, after `kubeadm join` returned, for kubelet to register the node
     /// at the master (its labels cannot be set before); the join succeeds anyway afterwards.
     pub node_register_timeout: Duration,
+    /// The `iptables` program as an argv prefix (`["iptables"]`; tests run it in a private
+    /// network namespace with `["ip", "netns", "exec", <name>, "iptables"]`).
+    pub iptables: Vec<String>,
 }
 
 impl KubeSettings {
@@ -89,6 +96,7 @@ impl KubeSettings {
             command_timeout: Duration::from_secs(60),
             join_timeout: Duration::from_secs(360),
             node_register_timeout: Duration::from_secs(30),
+            iptables: vec!["iptables".to_owned()],
         }
     }
 

@@ -10,6 +10,8 @@
 //!   never a shell, enforced timeouts, the one place that spawns) and the
 //!   [`command::CommandRunner`] port over it.
 //! * [`error`]: [`error::KubeError`], classified transient or permanent.
+//! * [`proxy`]: Docker's HTTP proxy routed to the master (`use_k8s_as_http_proxy`): the
+//!   drop-in, name resolution and `iptables` around the core's rule plan.
 
 pub mod client;
 pub mod cluster;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod labels;
 pub mod manifest;
+pub mod proxy;
 
 pub use cluster::{JoinLock, JoinOutcome, KubeNodeCluster};
 pub use command::{
