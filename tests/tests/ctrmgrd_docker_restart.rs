@@ -239,3 +239,112 @@ async fn docker_restarted_with_live_restore_under_a_running_deployment_the_pod_r
     drop(engine);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_the_daemon_asks_for_while_docker_is_away_is_retried_and_completes_once_it_is_back()
+-> anyhow::Result<()> {
+    let engine_dir = engine_dir()?;
+    let mut engine = PrivateDockerd::start_with(engine_dir.path(), EngineOptions::live_restore())?;
+    let mut sw = Switch::on_engine("dockrt", engine.host().to_string()).await?;
+    sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
+        .await?;
+    // Image management keeps the local container (the fallback below starts it).
+    sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "3600s")])
+        .await?;
+    sw.boot_feature().await?;
+    sw.start_kubelet();
+    let daemon = sw.start_daemon(None).await?;
+    wait_for("the deployment running", DEADLINE, || async {
+        sw.status_field("remote_state").await.as_deref() == Some("running")
+    })
+    .await?;
+    // `container` reads the timers at every run: the unit's next `container wait` gives up on
+    // a deployment that does not come back after 5 s instead of 60 s.
+    std::fs::write(
+        &sw.timers_path,
+        ctrmgrd_common::TIMERS.replace(
+            "\"revert_to_local_on_wait_seconds\": 60",
+            "\"revert_to_local_on_wait_seconds\": 5",
+        ),
+    )?;
+
+    // The engine goes away: the unit's `container wait` loses its `docker wait`, its ExecStop
+    // records the deployment stopped, the daemon restarts the unit for kube (no Docker call),
+    // that `container wait` gives up after 5 s (`remote_state=none`), and the daemon's fast
+    // fallback restarts the unit for local: `container start` must start the local container
+    // and meets the absent engine.
+    engine.stop()?;
+    let restart_problem = format!("service {}", sw.feature);
+    wait_for(
+        "the daemon's restart meeting the absent engine",
+        DEADLINE,
+        || async { !problems_of(&daemon, &restart_problem).is_empty() },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{:#?}", daemon.log.lines()))?;
+    let problem = problems_of(&daemon, &restart_problem).remove(0);
+    assert!(
+        problem.contains("container start") && problem.contains("unreachable"),
+        "{problem}"
+    );
+    // The outage lasts several retries (backoff from 200 ms to 2 s); this is the outage, not
+    // a wait for a condition.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let lines_before_return = daemon.log.lines().len();
+    engine.restart()?;
+
+    wait_for("the local container running", DEADLINE, || async {
+        matches!(
+            sw.docker.inspect_container(sw.feature.as_str()).await,
+            Ok(Some(c)) if c.running
+        )
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{:#?}", daemon.log.lines()))?;
+    wait_for("current_owner=local, system_state=up", DEADLINE, || async {
+        let s = sw.status().await;
+        s.get("current_owner").map(String::as_str) == Some("local")
+            && s.get("system_state").map(String::as_str) == Some("up")
+    })
+    .await?;
+    wait_for("the unit active", DEADLINE, || async {
+        sw.services.is_active(&sw.feature).await.unwrap_or(false)
+    })
+    .await?;
+
+    let lines = daemon.log.lines();
+    assert!(
+        !daemon.handle.is_finished(),
+        "the daemon stopped\n{lines:#?}"
+    );
+    // The problem was reported once and its end once, when a restart worked again: after the
+    // engine came back, not when the unit's activity was merely read.
+    assert_eq!(
+        problems_of(&daemon, &restart_problem).len(),
+        1,
+        "{lines:#?}"
+    );
+    let recovered = format!("{restart_problem}: recovered");
+    let recoveries: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, l))| *l == recovered)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(recoveries.len(), 1, "{lines:#?}");
+    assert!(recoveries[0] >= lines_before_return, "{lines:#?}");
+    assert!(
+        lines[recoveries[0]..]
+            .iter()
+            .any(|(_, l)| *l == format!("Restarted {} to switch to local", sw.feature)),
+        "{lines:#?}"
+    );
+    assert!(
+        error_counts(&daemon).values().all(|n| *n == 1),
+        "{lines:#?}"
+    );
+    assert_eq!(daemon.terminate().await?, sonic_daemon::Exit::Terminated);
+    sw.teardown().await;
+    drop(engine);
+    Ok(())
+}
