@@ -29,6 +29,15 @@
 //! 6. Unit and script of installed kube-only features are copied next to the state file, and
 //!    the carry list names everything the next image needs: the kubelet context, the
 //!    kubeconfig, the client credentials, the installed units and scripts and the state file.
+//!
+//! What `restore` does after boot, in order: reinstall the carried units and scripts the new
+//! image lacks ([`plan_reinstall`]; features need them to start at all); with `--wait-up`, wait
+//! until every feature whose setting goes back has STATE_DB `system_state` `up`, i.e. its
+//! `container start` ran with the allowed fallback ([`awaited_features`], [`await_up`]; SONiC
+//! starts features after `sonic.target`, delayed ones by timer, so no unit ordering can promise
+//! it), or until the deadline; then put the settings back ([`plan_restore_fallback`]) and remove
+//! the state file. A stale `up` from before the reboot is not a concern: the warm and fast reboot
+//! scripts clear STATE_DB's `FEATURE` table before they save the database.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -39,7 +48,8 @@ use serde::{Deserialize, Serialize};
 use crate::container::{IdResolution, resolve_id};
 use crate::images::{ImageOp, LOCAL_TAG};
 use crate::model::{
-    ContainerId, CurrentOwner, FeatureConfig, FeatureName, FeatureStatus, SetOwner, Version,
+    AdminState, ContainerId, CurrentOwner, FeatureConfig, FeatureName, FeatureStatus, SetOwner,
+    SystemState, Timestamp, Version,
 };
 use crate::ports::{ContainerInfo, ImageInfo};
 
@@ -724,14 +734,64 @@ impl fmt::Display for RestoreAction {
     }
 }
 
-/// Plans `kube-reboot restore` from the state file, the current CONFIG_DB configuration of the
-/// saved features (`None`: the feature is gone) and which unit paths exist now.
+/// Plans `kube-reboot restore` in one go (no waiting): the units first ([`plan_reinstall`]),
+/// then the fallback settings ([`plan_restore_fallback`]), then the removal of the state file.
+/// `restore --wait-up` carries out the same parts with [`await_up`] between them.
 ///
 /// Kubelet is never enabled or started here: ctrmgrd starts it when it joins the master.
 pub fn plan_restore(
     state: &CarryState,
     current: &BTreeMap<FeatureName, Option<FeatureConfig>>,
     present: &BTreeSet<PathBuf>,
+) -> (Vec<RestoreAction>, Vec<String>) {
+    let (mut actions, mut notes) = plan_reinstall(state, present);
+    let (fallback, fallback_notes) = plan_restore_fallback(state, current);
+    actions.extend(fallback);
+    notes.extend(fallback_notes);
+    actions.push(RestoreAction::RemoveState);
+    (actions, notes)
+}
+
+/// The first part of `restore`, carried out at once after boot: carried units and scripts that
+/// the new image lacks go back (and `systemctl daemon-reload` follows), because an installed
+/// feature cannot start at all without them. `present` says which unit paths exist now.
+pub fn plan_reinstall(
+    state: &CarryState,
+    present: &BTreeSet<PathBuf>,
+) -> (Vec<RestoreAction>, Vec<String>) {
+    let mut actions = Vec::new();
+    let mut notes = Vec::new();
+    for u in &state.units {
+        for (saved, target) in [(&u.saved_unit, &u.unit), (&u.saved_script, &u.script)] {
+            if present.contains(target) {
+                continue;
+            }
+            if present.contains(saved) {
+                actions.push(RestoreAction::Reinstall {
+                    from: saved.clone(),
+                    to: target.clone(),
+                });
+            } else {
+                notes.push(format!(
+                    "{}: {} is missing and no copy was saved",
+                    u.feature,
+                    target.display()
+                ));
+            }
+        }
+    }
+    if !actions.is_empty() {
+        actions.push(RestoreAction::DaemonReload);
+    }
+    (actions, notes)
+}
+
+/// The second part of `restore`: the saved `no_fallback_to_local` settings that still need
+/// putting back, from the current CONFIG_DB configuration of the saved features (`None`: the
+/// feature is gone). A setting the operator changed meanwhile is left alone.
+pub fn plan_restore_fallback(
+    state: &CarryState,
+    current: &BTreeMap<FeatureName, Option<FeatureConfig>>,
 ) -> (Vec<RestoreAction>, Vec<String>) {
     let mut actions = Vec::new();
     let mut notes = Vec::new();
@@ -748,30 +808,86 @@ pub fn plan_restore(
             Some(None) | None => notes.push(format!("{}: feature no longer configured", s.feature)),
         }
     }
-    let mut reinstalled = false;
-    for u in &state.units {
-        for (saved, target) in [(&u.saved_unit, &u.unit), (&u.saved_script, &u.script)] {
-            if present.contains(target) {
-                continue;
+    (actions, notes)
+}
+
+/// The features `restore --wait-up` waits for before putting their setting back: those of the
+/// `RestoreFallback` steps (each must run its `container start` while the fallback is still
+/// allowed), except the administratively disabled ones, which no one starts. An unrendered
+/// `state` template counts as enabled: featured renders it and may start the feature.
+pub fn awaited_features(
+    fallback: &[RestoreAction],
+    current: &BTreeMap<FeatureName, Option<FeatureConfig>>,
+) -> (Vec<FeatureName>, Vec<String>) {
+    let mut awaited = Vec::new();
+    let mut notes = Vec::new();
+    for action in fallback {
+        let s = match action {
+            RestoreAction::RestoreFallback(s) => s,
+            RestoreAction::Reinstall { .. }
+            | RestoreAction::DaemonReload
+            | RestoreAction::RemoveState => continue,
+        };
+        let state = current
+            .get(&s.feature)
+            .and_then(Option::as_ref)
+            .and_then(|c| c.state.as_ref());
+        match state {
+            Some(AdminState::Disabled | AdminState::AlwaysDisabled) => {
+                notes.push(format!("{}: not waited for, it is disabled", s.feature))
             }
-            if present.contains(saved) {
-                actions.push(RestoreAction::Reinstall {
-                    from: saved.clone(),
-                    to: target.clone(),
-                });
-                reinstalled = true;
-            } else {
-                notes.push(format!(
-                    "{}: {} is missing and no copy was saved",
-                    u.feature,
-                    target.display()
-                ));
+            Some(AdminState::Enabled | AdminState::AlwaysEnabled | AdminState::Other(_)) | None => {
+                awaited.push(s.feature.clone())
             }
         }
     }
-    if reinstalled {
-        actions.push(RestoreAction::DaemonReload);
+    (awaited, notes)
+}
+
+/// What `restore --wait-up` does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpWait {
+    /// Every awaited feature is up (or none is awaited): restore now.
+    Restore,
+    /// These are still down and the deadline has not passed: look again later.
+    Wait(Vec<FeatureName>),
+    /// The deadline passed with these still down: restore anyway (the operator's setting wins
+    /// in the end), with a note naming each.
+    Deadline {
+        /// The features that did not come up.
+        down: Vec<FeatureName>,
+        /// One note per feature.
+        notes: Vec<String>,
+    },
+}
+
+/// Decides whether `restore --wait-up` may restore the fallback settings now: a feature is up
+/// once STATE_DB `system_state` is `up` (its `container start` ran; a missing status is down).
+/// `now` and `deadline` are the caller's monotonic clock.
+pub fn await_up(
+    awaited: &[FeatureName],
+    statuses: &BTreeMap<FeatureName, FeatureStatus>,
+    now: Timestamp,
+    deadline: Timestamp,
+) -> UpWait {
+    let down: Vec<FeatureName> = awaited
+        .iter()
+        .filter(|f| statuses.get(*f).and_then(|s| s.system_state) != Some(SystemState::Up))
+        .cloned()
+        .collect();
+    if down.is_empty() {
+        UpWait::Restore
+    } else if now < deadline {
+        UpWait::Wait(down)
+    } else {
+        let notes = down
+            .iter()
+            .map(|f| {
+                format!(
+                    "{f}: not up (system_state) by the deadline; no_fallback_to_local restored anyway"
+                )
+            })
+            .collect();
+        UpWait::Deadline { down, notes }
     }
-    actions.push(RestoreAction::RemoveState);
-    (actions, notes)
 }

@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 
 use common::{check, feat, ver};
 use sonic_feature_core::model::{
-    CurrentOwner, FeatureConfig, FeatureName, FeatureStatus, RemoteState, SetOwner, SystemState,
+    AdminState, CurrentOwner, FeatureConfig, FeatureName, FeatureStatus, RemoteState, SetOwner,
+    SystemState, Timestamp,
 };
 use sonic_feature_core::ports::{ContainerInfo, ImageInfo};
 use sonic_feature_core::reboot::{
     CarryState, CarryStateError, FeatureContainers, HostFacts, InstalledUnit, RebootKind,
-    RebootPaths, RestoreAction, SavedFallback, plan_prepare_reboot, plan_restore,
+    RebootPaths, RestoreAction, SavedFallback, UpWait, await_up, awaited_features,
+    plan_prepare_reboot, plan_reinstall, plan_restore, plan_restore_fallback,
 };
 
 type Feature = (FeatureName, FeatureConfig, FeatureStatus);
@@ -501,9 +503,9 @@ fn restore_puts_no_fallback_back_and_reinstalls_missing_units_but_never_enables_
             ],
         ),
         "
-        set snmp no_fallback_to_local true
         reinstall /r/etc/sonic/kube-reboot/units/bgpmon.service /r/etc/systemd/system/bgpmon.service
         systemctl daemon-reload
+        set snmp no_fallback_to_local true
         remove state
         note: telemetry: no_fallback_to_local already true
         note: radv: feature no longer configured
@@ -516,9 +518,9 @@ fn restore_puts_no_fallback_back_and_reinstalls_missing_units_but_never_enables_
         "
         set snmp no_fallback_to_local true
         remove state
+        note: bgpmon: /r/usr/local/bin/bgpmon.sh is missing and no copy was saved
         note: telemetry: no_fallback_to_local already true
         note: radv: feature no longer configured
-        note: bgpmon: /r/usr/local/bin/bgpmon.sh is missing and no copy was saved
         ",
     );
     assert!(!trace.contains("kubelet"));
@@ -528,6 +530,148 @@ fn restore_puts_no_fallback_back_and_reinstalls_missing_units_but_never_enables_
             .iter()
             .all(|a| !matches!(a, RestoreAction::DaemonReload))
     );
+}
+
+#[test]
+fn restore_parts_put_units_back_first_and_the_settings_of_configured_features_second() {
+    let present: BTreeSet<PathBuf> = [
+        "/r/etc/sonic/kube-reboot/units/bgpmon.service",
+        "/r/etc/sonic/kube-reboot/units/bgpmon.sh",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    let (units, notes) = plan_reinstall(&state(), &present);
+    let trace: Vec<String> = units.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        trace,
+        [
+            "reinstall /r/etc/sonic/kube-reboot/units/bgpmon.service /r/etc/systemd/system/bgpmon.service",
+            "reinstall /r/etc/sonic/kube-reboot/units/bgpmon.sh /r/usr/local/bin/bgpmon.sh",
+            "systemctl daemon-reload",
+        ]
+    );
+    assert!(notes.is_empty(), "{notes:?}");
+    // The reinstall part never touches a setting; the fallback part never touches a file.
+    let current = BTreeMap::from([(feat("snmp"), Some(kube_cfg(true, None)))]);
+    let (fallback, notes) = plan_restore_fallback(&state(), &current);
+    assert_eq!(
+        fallback,
+        [RestoreAction::RestoreFallback(SavedFallback {
+            feature: feat("snmp"),
+            no_fallback_to_local: true,
+        })]
+    );
+    assert_eq!(
+        notes,
+        [
+            "telemetry: feature no longer configured",
+            "radv: feature no longer configured"
+        ]
+    );
+    // The one-go plan is the two parts in that order, then the state file's removal.
+    let (all, _) = plan_restore(&state(), &current, &present);
+    let mut expected = units.clone();
+    expected.extend(fallback);
+    expected.push(RestoreAction::RemoveState);
+    assert_eq!(all, expected);
+}
+
+fn kube_cfg(fallback: bool, state: Option<AdminState>) -> FeatureConfig {
+    FeatureConfig {
+        set_owner: SetOwner::Kube,
+        fallback,
+        state,
+        ..FeatureConfig::default()
+    }
+}
+
+fn status(system_state: Option<SystemState>) -> FeatureStatus {
+    FeatureStatus {
+        system_state,
+        ..FeatureStatus::default()
+    }
+}
+
+#[test]
+fn restore_waits_only_for_enabled_features_whose_setting_goes_back() {
+    let current = BTreeMap::from([
+        (
+            feat("snmp"),
+            Some(kube_cfg(true, Some(AdminState::Enabled))),
+        ),
+        // Already back to no fallback: nothing to restore, nothing to wait for.
+        (
+            feat("telemetry"),
+            Some(kube_cfg(false, Some(AdminState::Enabled))),
+        ),
+        // Disabled: nobody starts it, waiting for it would only spend the deadline.
+        (
+            feat("radv"),
+            Some(kube_cfg(true, Some(AdminState::AlwaysDisabled))),
+        ),
+    ]);
+    let (fallback, _) = plan_restore_fallback(&state(), &current);
+    let (awaited, notes) = awaited_features(&fallback, &current);
+    assert_eq!(awaited, [feat("snmp")]);
+    assert_eq!(notes, ["radv: not waited for, it is disabled"]);
+    // An unrendered template or a missing state may still be started by featured.
+    let current = BTreeMap::from([
+        (
+            feat("snmp"),
+            Some(kube_cfg(
+                true,
+                Some(AdminState::Other("{% if x %}enabled{% endif %}".into())),
+            )),
+        ),
+        (feat("telemetry"), Some(kube_cfg(true, None))),
+        (feat("radv"), None),
+    ]);
+    let (fallback, _) = plan_restore_fallback(&state(), &current);
+    let (awaited, notes) = awaited_features(&fallback, &current);
+    assert_eq!(awaited, [feat("snmp"), feat("telemetry")]);
+    assert!(notes.is_empty(), "{notes:?}");
+}
+
+#[test]
+fn restore_waits_for_features_until_up_and_restores_the_late_ones_at_the_deadline() {
+    let awaited = [feat("snmp"), feat("telemetry")];
+    let t = Timestamp::from_millis;
+    let deadline = t(600_000);
+    // Nothing written yet after boot (STATE_DB starts empty): both are down.
+    assert_eq!(
+        await_up(&awaited, &BTreeMap::new(), t(0), deadline),
+        UpWait::Wait(awaited.to_vec())
+    );
+    let mut statuses = BTreeMap::from([
+        (feat("snmp"), status(Some(SystemState::Up))),
+        (feat("telemetry"), status(Some(SystemState::Down))),
+    ]);
+    assert_eq!(
+        await_up(&awaited, &statuses, t(599_999), deadline),
+        UpWait::Wait(vec![feat("telemetry")])
+    );
+    assert_eq!(
+        await_up(&awaited, &statuses, deadline, deadline),
+        UpWait::Deadline {
+            down: vec![feat("telemetry")],
+            notes: vec![
+                "telemetry: not up (system_state) by the deadline; no_fallback_to_local restored anyway"
+                    .to_owned()
+            ],
+        }
+    );
+    statuses.insert(feat("telemetry"), status(Some(SystemState::Up)));
+    assert_eq!(
+        await_up(&awaited, &statuses, t(1), deadline),
+        UpWait::Restore
+    );
+    // Up after the deadline is still up; nothing awaited restores at once.
+    assert_eq!(
+        await_up(&awaited, &statuses, t(900_000), deadline),
+        UpWait::Restore
+    );
+    assert_eq!(await_up(&[], &BTreeMap::new(), t(0), t(0)), UpWait::Restore);
 }
 
 #[test]
