@@ -71,10 +71,13 @@ where
 }
 
 /// Node-side commands of the join (`kubeadm`, `systemctl ... kubelet`, `modprobe`): recorded
-/// and successful; `kubeadm join` writes kubelet's configuration as the real one does.
+/// and successful; `kubeadm join` writes kubelet's configuration as the real one does, and the
+/// node object appears at the master as when the real kubelet registers right after the join
+/// (ctrmgrd's join waits for it).
 #[derive(Debug)]
 pub struct NodeCommands {
     kubelet_config: PathBuf,
+    master: Arc<sonic_tests::fake_kube::Store>,
     pub calls: std::sync::Mutex<Vec<Vec<String>>>,
     /// `kubeadm join` takes this many milliseconds (an action in flight for signal tests).
     pub join_delay_ms: std::sync::atomic::AtomicU64,
@@ -115,6 +118,9 @@ impl CommandRunner for NodeCommands {
             }
             std::fs::create_dir_all(self.kubelet_config.parent().unwrap()).unwrap();
             std::fs::write(&self.kubelet_config, "kind: KubeletConfiguration\n").unwrap();
+            if self.master.node(NODE).is_none() {
+                self.master.add_node(NODE, &[], true);
+            }
         }
         if spec
             .argv
@@ -197,6 +203,7 @@ impl Switch {
         std::fs::write(&paths.flannel_conflist, r#"{"name":"cbr0"}"#)?;
         let runner = Arc::new(NodeCommands {
             kubelet_config: paths.kubelet_config.clone(),
+            master: kube.store().clone(),
             calls: Default::default(),
             join_delay_ms: Default::default(),
             fail_join: AtomicBool::new(false),
