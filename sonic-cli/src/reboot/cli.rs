@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sonic_db::{Namespace, RedisFeatureStore, SonicDbConfig};
@@ -65,6 +66,11 @@ pub enum RebootCommand {
         /// The state file written by prepare (default: --state).
         #[arg(long = "from", value_name = "FILE")]
         from: Option<PathBuf>,
+        /// Wait at most DURATION (`600s`, `10m`, `1h`, `1m30s`) for every feature whose
+        /// setting goes back to come up (STATE_DB system_state up) before restoring it; units
+        /// are reinstalled first, at once. Default: do not wait.
+        #[arg(long = "wait-up", value_name = "DURATION", value_parser = parse_duration)]
+        wait_up: Option<Duration>,
     },
 }
 
@@ -87,6 +93,45 @@ impl From<KindArg> for RebootKind {
             KindArg::Cold => RebootKind::Cold,
         }
     }
+}
+
+/// Parses `600s`, `10m`, `1h`, `1m30s`, `500ms` or a bare number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {value:?}: expected a number with a unit, e.g. 600s, 10m, 1h or 1m30s"
+        )
+    };
+    let text = value.trim();
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+            "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
 }
 
 impl RebootCli {
@@ -158,11 +203,11 @@ pub async fn run(cli: &RebootCli) -> Result<(), RebootError> {
                 Err(RebootError::Steps(done.failures))
             }
         }
-        RebootCommand::Restore { from } => {
+        RebootCommand::Restore { from, wait_up } => {
             let file = from
                 .clone()
                 .unwrap_or_else(|| opts.paths.state_file.clone());
-            let done = restore(&file, &opts, &store, &TokioRunner, &mut log).await?;
+            let done = restore(&file, *wait_up, &opts, &store, &TokioRunner, &mut log).await?;
             if done.failures.is_empty() {
                 Ok(())
             } else {
@@ -207,8 +252,56 @@ mod tests {
         assert_eq!(
             cli.command,
             RebootCommand::Restore {
-                from: Some(PathBuf::from("/s"))
+                from: Some(PathBuf::from("/s")),
+                wait_up: None,
             }
+        );
+        let cli =
+            RebootCli::try_parse_from(["kube-reboot", "restore", "--wait-up", "10m"]).unwrap();
+        assert_eq!(
+            cli.command,
+            RebootCommand::Restore {
+                from: None,
+                wait_up: Some(Duration::from_secs(600)),
+            }
+        );
+    }
+
+    #[test]
+    fn wait_up_takes_durations_with_units_and_refuses_anything_else_as_a_usage_error() {
+        for (text, secs) in [
+            ("600s", 600),
+            ("10m", 600),
+            ("1h", 3600),
+            ("1m30s", 90),
+            ("45", 45),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in [
+            "",
+            "ten",
+            "10x",
+            "m",
+            "-5s",
+            "10 m",
+            "99999999999999999999h",
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.starts_with("invalid duration"), "{bad}: {err}");
+        }
+        let err = RebootCli::try_parse_from(["kube-reboot", "restore", "--wait-up", "10 minutes"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("--wait-up") && text.contains("invalid duration \"10 minutes\""),
+            "{text}"
         );
     }
 }

@@ -5,7 +5,8 @@
 //! - [`runner`]: external programs (`systemctl`, `container`, feature hooks) behind a port;
 //! - [`options`]: every path and program, from flags, then the environment, then the defaults;
 //! - [`prepare`]: reads the facts, plans, carries the plan out, returns the carry list;
-//! - [`restore`]: after boot, puts the saved fallback settings back and reinstalls missing units;
+//! - [`restore`]: after boot, reinstalls missing units, waits (`--wait-up`) for the features to
+//!   come up, and puts the saved fallback settings back;
 //! - [`cli`]: the clap arguments and `main`.
 //!
 //! Kubelet is disabled and stopped by `prepare` and never enabled by `restore`: upstream ships it
@@ -71,6 +72,16 @@ pub enum RebootError {
         path: PathBuf,
         /// Its feature.
         feature: FeatureName,
+    },
+    /// `restore --wait-up` could not read the features until its deadline.
+    #[error(
+        "cannot read the features' state within --wait-up {limit}: {reason}; the state file is kept, run kube-reboot restore again once the database answers"
+    )]
+    WaitUp {
+        /// The limit, as given.
+        limit: String,
+        /// The last read error.
+        reason: String,
     },
     /// Some steps failed; the others were carried out.
     #[error("{} step(s) failed: {}", .0.len(), .0.join("; "))]

@@ -30,6 +30,8 @@ pub struct RebootOptions {
     pub container_timeout: Duration,
     /// Limit of each feature hook.
     pub hook_timeout: Duration,
+    /// How often `restore --wait-up` reads whether the features are up.
+    pub up_poll_period: Duration,
 }
 
 /// The flags that override paths; `None` means "not given".
@@ -90,6 +92,7 @@ impl RebootOptions {
             systemctl_timeout: Duration::from_secs(60),
             container_timeout: Duration::from_secs(180),
             hook_timeout: Duration::from_secs(120),
+            up_poll_period: Duration::from_secs(1),
         }
     }
 }

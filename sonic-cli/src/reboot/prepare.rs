@@ -515,9 +515,14 @@ mod tests {
         )
         .unwrap();
         let rec = Recorder::default();
-        let done = restore(&w.opts.paths.state_file, &w.opts, &store, &rec, &mut |l| {
-            log.push(l.to_owned())
-        })
+        let done = restore(
+            &w.opts.paths.state_file,
+            None,
+            &w.opts,
+            &store,
+            &rec,
+            &mut |l| log.push(l.to_owned()),
+        )
         .await
         .unwrap();
         assert!(done.failures.is_empty(), "{:?}", done.failures);
@@ -541,9 +546,16 @@ mod tests {
             "state removed after a complete restore"
         );
         // A second restore has nothing to do.
-        let again = restore(&w.opts.paths.state_file, &w.opts, &store, &rec, &mut |_| {})
-            .await
-            .unwrap();
+        let again = restore(
+            &w.opts.paths.state_file,
+            None,
+            &w.opts,
+            &store,
+            &rec,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
         assert!(again.actions.is_empty());
     }
 
