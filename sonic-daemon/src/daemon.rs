@@ -229,10 +229,20 @@ struct Daemon {
 #[derive(Debug, Clone, Copy)]
 struct RestartRetry {
     owner: SetOwner,
-    /// When to try again; `None` while an attempt is queued or running.
-    at: Option<Timestamp>,
+    attempt: Attempt,
     /// The wait before the next attempt after another failure (doubled up to `retry_max`).
     delay: Duration,
+}
+
+/// Where the next attempt of a failed restart stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// Due at this time.
+    At(Timestamp),
+    /// In the action queue (a queue dropped by a reconcile makes it due again).
+    Queued,
+    /// Being carried out: its outcome decides what comes next.
+    Running,
 }
 
 /// Subscribes to every table, retrying with backoff while Redis is not there. Returns `None`
@@ -351,6 +361,11 @@ pub async fn run(
             if d.options.abort_before_action == Some(d.executed + 1) {
                 return Ok(Exit::Aborted(d.executed));
             }
+            if let Action::RestartService { feature, .. } = &a
+                && let Some(r) = d.restart_retries.get_mut(feature)
+            {
+                r.attempt = Attempt::Running;
+            }
             inflight = Some(d.start(a));
         }
         if terminating && inflight.is_none() {
@@ -396,7 +411,14 @@ impl Daemon {
 
     fn until_next_deadline(&self) -> Duration {
         let manager = self.manager.as_ref().and_then(Manager::poll_timeout);
-        let retry = self.restart_retries.values().filter_map(|r| r.at).min();
+        let retry = self
+            .restart_retries
+            .values()
+            .filter_map(|r| match r.attempt {
+                Attempt::At(t) => Some(t),
+                Attempt::Queued | Attempt::Running => None,
+            })
+            .min();
         let next = [manager, self.reconcile_at, retry]
             .into_iter()
             .flatten()
@@ -523,6 +545,12 @@ impl Daemon {
         }
         self.queue.clear();
         self.generation += 1;
+        let now = self.now();
+        for r in self.restart_retries.values_mut() {
+            if r.attempt == Attempt::Queued {
+                r.attempt = Attempt::At(now);
+            }
+        }
     }
 
     fn schedule_reconcile(&mut self) {
@@ -591,11 +619,11 @@ impl Daemon {
             .entry(feature.clone())
             .or_insert(RestartRetry {
                 owner,
-                at: None,
+                attempt: Attempt::Running,
                 delay: first,
             });
         retry.owner = owner;
-        retry.at = Some(now.plus(retry.delay));
+        retry.attempt = Attempt::At(now.plus(retry.delay));
         retry.delay = (retry.delay * 2).min(max);
     }
 
@@ -604,12 +632,12 @@ impl Daemon {
         let due: Vec<(FeatureName, SetOwner)> = self
             .restart_retries
             .iter()
-            .filter(|(_, r)| r.at.is_some_and(|t| t <= now))
+            .filter(|(_, r)| matches!(r.attempt, Attempt::At(t) if t <= now))
             .map(|(f, r)| (f.clone(), r.owner))
             .collect();
         for (feature, owner) in due {
             if let Some(r) = self.restart_retries.get_mut(&feature) {
-                r.at = None;
+                r.attempt = Attempt::Queued;
             }
             let queued = self
                 .queue
