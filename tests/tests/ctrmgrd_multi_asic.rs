@@ -644,14 +644,23 @@ async fn run_container(
     env: &[(String, std::ffi::OsString)],
     args: &[&str],
 ) -> anyhow::Result<std::process::Output> {
-    let mut cmd = tokio::process::Command::new(workspace_binary("container")?);
+    run_program("container", env, args).await
+}
+
+/// Runs the workspace binary `name` with `env` and `args`, for at most 60 s.
+async fn run_program(
+    name: &str,
+    env: &[(String, std::ffi::OsString)],
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let mut cmd = tokio::process::Command::new(workspace_binary(name)?);
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     Ok(tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
-        .context("container did not finish within 60 s")??)
+        .with_context(|| format!("{name} did not finish within 60 s"))??)
 }
 
 /// `container` and ctrmgrd's routed store, each writing what the other then reads: an instance's
@@ -773,6 +782,35 @@ async fn container_binary_and_ctrmgrd_agree_on_where_an_instance_lives() -> anyh
         "{s:?}"
     );
     assert_eq!(ok(&run_container(&env, &["id", "mab11"]).await?), "mab11");
+
+    // `container_startup` inside the instance's container records its version in the same
+    // place (asic1's FEATURE|mab1), never under the instance name in the host (as after the
+    // unit's `container start`, which records system_state).
+    asic_state(1)
+        .await?
+        .mod_entry(
+            "FEATURE",
+            "mab1",
+            &[("system_state".to_string(), "up".to_string())].into(),
+        )
+        .await?;
+    ok(&run_program(
+        "container_startup",
+        &env,
+        &["-f", "mab11", "-o", "local", "-v", "1.2.3"],
+    )
+    .await?);
+    let s = asic_state(1).await?.get_entry("FEATURE", "mab1").await?;
+    assert_eq!(
+        s.get("container_version").map(String::as_str),
+        Some("1.2.3"),
+        "{s:?}"
+    );
+    assert_eq!(s.get("current_owner").map(String::as_str), Some("local"));
+    assert!(
+        host_state.get_entry("FEATURE", "mab11").await?.is_empty(),
+        "container_startup wrote the host's FEATURE|mab11"
+    );
 
     // `mahost0` is configured under its own name: a host feature.
     ok(&run_container(&env, &["state", "mahost0", "up", "local"]).await?);

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sonic_db::{Namespace, RedisFeatureStore, SonicDbConfig};
+use sonic_db::SonicDbConfig;
 use sonic_docker_adapter::{own_container_id, short_id};
 use sonic_feature_core::exec::{self, StartupOutcome};
 use sonic_feature_core::model::{ContainerId, SetOwner};
@@ -58,7 +58,9 @@ fn own_id(owner: SetOwner, log: &Logger) -> Option<ContainerId> {
 /// Runs the admission; returns when the application may start, never returns while frozen.
 pub async fn run(cli: &StartupCli, log: &Logger) -> Result<(), CtrError> {
     let dbs = SonicDbConfig::from_env()?;
-    let store = RedisFeatureStore::open(&dbs, &Namespace::Host).await?;
+    // A multi-ASIC instance (`lldp0`) keeps its status where `container` and ctrmgrd keep it:
+    // in its namespace's STATE_DB, under the feature's name.
+    let (store, _) = super::container::open_store(&dbs, &cli.feature).await?;
     let clock = SystemClock::new();
     let own = own_id(cli.owner, log);
     let feature = cli.feature.clone();
@@ -79,7 +81,7 @@ pub async fn run(cli: &StartupCli, log: &Logger) -> Result<(), CtrError> {
         own_id: own.clone(),
     };
     let outcome = exec::container_startup(
-        &store,
+        store.as_ref(),
         &clock,
         tokio::time::sleep,
         |reason| log.error(&blocking(reason)),
