@@ -6,17 +6,20 @@
 //!   image tagged as the golden local image, the old local container removed) completes once
 //!   the engine is back;
 //! - with `--live-restore` the deployment keeps running through the outage and the engine
-//!   adopts it again when it comes back.
+//!   adopts it again when it comes back;
+//! - with `--live-restore`, a restart the daemon asks for while the engine is away (the fast
+//!   fallback to local, whose `container start` needs the engine) fails, is retried with
+//!   backoff and completes once the engine is back.
 //!
-//! In both the daemon keeps running and reports a problem once (not once per retry) and its end
-//! once. The feature unit has systemd's `Restart=always` (SONiC's feature units do), played by
-//! the test where the scenario needs it.
+//! In all of them the daemon keeps running and reports a problem once (not once per retry) and
+//! its end once. The feature unit has systemd's `Restart=always` (SONiC's feature units do),
+//! played by the test where the scenario needs it.
 //!
-//! Not covered (see the helper report of 2026-11-24): the daemon's own tag-as-good attempt
-//! meeting the absent engine. When the engine goes away the unit's `container wait` loses its
-//! `docker wait`, the unit's ExecStop (`container stop`) records the deployment `stopped` even
-//! though its `docker stop` failed, and that status change disarms the tag-as-good timer before
-//! its deadline, so the daemon never gets to call the engine during the outage.
+//! Not covered: the daemon's own tag-as-good attempt meeting the absent engine (upstream T3).
+//! When the engine goes away the unit's `container wait` loses its `docker wait` and exits, and
+//! the unit's ExecStop (`container stop`) records the deployment `stopped` although its
+//! `docker stop` failed and the pod still runs; that status change disarms the tag-as-good
+//! timer before its deadline, so the daemon has no reason to call the engine during the outage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ctrmgrd_common;
