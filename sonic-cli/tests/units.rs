@@ -1,7 +1,7 @@
 //! The shipped `systemd/kube-reboot-restore.service`: `systemd-analyze verify` accepts a copy
 //! whose `ExecStart=` points at the built `kube-reboot` (the verification checks that the
 //! program exists, so it must be real), alone and together with ctrmgrd's unit (no ordering
-//! cycle); any warning counts as a failure. The key directives are checked on the file, and its
+//! between them, no cycle); any warning counts as a failure. The key directives are checked on the file, and its
 //! command line is run against a private redis-server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -179,11 +179,23 @@ fn restore_unit_and_ctrmgrd_unit_verify_together_without_an_ordering_cycle() {
     if let Err(e) = verify(&[&restore, &ctrmgrd], &stubs) {
         panic!("the two units do not verify together: {e}");
     }
-    // The check sees cycles: ordering restore after ctrmgrd as well is rejected.
-    let cyclic = unit_for_built_binary().replace(
-        "Before=ctrmgrd.service\n",
-        "Before=ctrmgrd.service\nAfter=ctrmgrd.service\n",
+    // Neither waits for the other: restore may wait 10 minutes for the features, and ctrmgrd
+    // follows the settings restore writes whenever it writes them.
+    let restore_text = unit_for_built_binary();
+    assert!(
+        !restore_text.contains("ctrmgrd.service\n"),
+        "{restore_text}"
     );
+    assert!(
+        !ctrmgrd_unit.contains("kube-reboot-restore.service\n"),
+        "{ctrmgrd_unit}"
+    );
+    // The check sees cycles: ordering restore both before and after ctrmgrd is rejected.
+    let cyclic = restore_text.replace(
+        "After=sonic.target\n",
+        "After=sonic.target\nBefore=ctrmgrd.service\nAfter=ctrmgrd.service\n",
+    );
+    assert_ne!(cyclic, restore_text);
     std::fs::write(&restore, cyclic).unwrap();
     let err = verify(&[&restore, &ctrmgrd], &stubs).expect_err("a cycle was accepted");
     assert!(err.contains("cycl"), "{err}");
@@ -198,6 +210,7 @@ fn verification_rejects_a_broken_restore_unit() {
             "/nonexistent/kube-reboot",
         ),
         good.replace("Type=oneshot", "Type=once"),
+        good.replace("TimeoutStartSec=12min", "TimeoutStartSec=12 minutes please"),
         good.replace(
             "RemainAfterExit=yes",
             "RemainAfterExit=yes\nRemainAfterExits=yes",
@@ -220,21 +233,47 @@ fn verification_rejects_a_broken_restore_unit() {
     }
 }
 
+/// Seconds of a systemd time span (`12min`, `720s`, `1h`) or a `--wait-up` value (`10m`).
+fn seconds(value: &str) -> u64 {
+    let digits = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let n: u64 = value[..digits]
+        .parse()
+        .unwrap_or_else(|_| panic!("{value}"));
+    match &value[digits..] {
+        "" | "s" | "sec" => n,
+        "m" | "min" => n * 60,
+        "h" => n * 3600,
+        unit => panic!("unit {unit:?} of {value} not handled here"),
+    }
+}
+
 #[test]
-fn restore_unit_runs_restore_once_after_the_database_and_before_ctrmgrd() {
+fn restore_unit_runs_restore_once_after_the_database_waiting_up_to_10m_without_holding_back_ctrmgrd()
+ {
     let unit = shipped_unit();
     assert_eq!(
         values(&unit, "Service", "ExecStart"),
-        [format!("{INSTALLED_BIN} restore")]
+        [format!("{INSTALLED_BIN} restore --wait-up 10m")]
     );
     assert_eq!(values(&unit, "Service", "Type"), ["oneshot"]);
     assert_eq!(values(&unit, "Service", "RemainAfterExit"), ["yes"]);
+    // systemd must not kill the wait: the start timeout is above --wait-up.
+    let timeout = values(&unit, "Service", "TimeoutStartSec");
+    assert_eq!(timeout.len(), 1, "{unit}");
+    assert!(
+        seconds(&timeout[0]) > seconds("10m"),
+        "TimeoutStartSec={} is not above --wait-up 10m",
+        timeout[0]
+    );
     assert_eq!(values(&unit, "Unit", "Requires"), ["database.service"]);
     let after = values(&unit, "Unit", "After").join(" ");
     for u in ["database.service", "sonic.target"] {
         assert!(after.split_whitespace().any(|a| a == u), "After= lacks {u}");
     }
-    assert_eq!(values(&unit, "Unit", "Before"), ["ctrmgrd.service"]);
+    // Nothing waits for it: ctrmgrd is level-triggered and follows the settings when written.
+    assert!(values(&unit, "Unit", "Before").is_empty(), "{unit}");
     assert_eq!(values(&unit, "Install", "WantedBy"), ["sonic.target"]);
     // Skipped when prepare left nothing: the condition names the state file restore reads.
     assert_eq!(
