@@ -410,8 +410,18 @@ async fn warm_reboot_parks_kubelet_boots_snmp_locally_and_restore_puts_no_fallba
     assert!(!c.lab.kubelet().is_running());
     assert!(c.lab.services().is_active(&snmp()).await.unwrap());
 
-    // After the boot.
-    let run = c.lab.kube_reboot(&["restore"]).unwrap().success().unwrap();
+    // After the boot, as the unit runs it: snmp is up already, so restore does not wait.
+    let run = c
+        .lab
+        .kube_reboot(&["restore", "--wait-up", "60s"])
+        .unwrap()
+        .success()
+        .unwrap();
+    assert!(
+        run.stderr.contains(&format!("up: {FEATURE}")),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         get(&c.config_entry(), "no_fallback_to_local"),
         Some("true"),

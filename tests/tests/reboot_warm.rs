@@ -1,19 +1,23 @@
-//! `kube-reboot prepare warm --skip-updates` and `kube-reboot restore` end to end: the built
-//! binaries against a private redis-server and the shared private dockerd, with the project's
-//! `container` binary killing a real "kube" container by the id in STATE_DB. systemd is not PID
-//! 1 here, so `systemctl` is a recorder that appends its arguments to a log.
+//! `kube-reboot prepare warm --skip-updates` and `kube-reboot restore --wait-up` end to end:
+//! the built binaries against a private redis-server and the shared private dockerd, with the
+//! project's `container` binary killing a real "kube" container by the id in STATE_DB and
+//! starting the local one after "boot" while restore waits for it. systemd is not PID 1 here,
+//! so `systemctl` is a recorder that appends its arguments to a log.
 #![allow(clippy::unwrap_used)]
 
 mod container_common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, ExitStatus, Output};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use container_common::{COMMAND_TIMEOUT, Lab, bin, plain_image, run, unique_feature};
-use sonic_tests::redis::CONFIG_DB;
+use container_common::{COMMAND_TIMEOUT, Lab, bin, plain_image, run, spawn, unique_feature};
+use sonic_tests::redis::{CONFIG_DB, STATE_DB};
 
 fn describe(out: &Output) -> String {
     format!(
@@ -76,6 +80,25 @@ impl Host {
     }
 
     fn kube_reboot(&self, lab: &Lab, args: &[&str]) -> Output {
+        run(&self.argv(args), &lab.env(), COMMAND_TIMEOUT * 3).unwrap()
+    }
+
+    /// Starts `kube-reboot <args>`; its stderr lines arrive on the receiver.
+    fn spawn_kube_reboot(&self, lab: &Lab, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+        let mut child = spawn(&self.argv(args), &lab.env()).unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    }
+
+    fn argv(&self, args: &[&str]) -> Vec<OsString> {
         let program = bin("kube-reboot");
         assert!(
             program.is_file(),
@@ -108,11 +131,45 @@ impl Host {
         .chain(args)
         .map(OsString::from)
         .collect();
-        run(&argv, &lab.env(), COMMAND_TIMEOUT * 3).unwrap()
+        argv
     }
 
     fn path(&self, rel: &str) -> String {
         self.root.join(rel).display().to_string()
+    }
+}
+
+/// Receives lines until one starts with `prefix` (fails after [`COMMAND_TIMEOUT`]).
+fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, seen: &mut Vec<String>) {
+    let end = Instant::now() + COMMAND_TIMEOUT;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let hit = line.starts_with(prefix);
+                seen.push(line);
+                if hit {
+                    return;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no line {prefix:?} on stderr: {seen:?}");
+}
+
+/// Waits for `child` at most [`COMMAND_TIMEOUT`] (then kills it and fails).
+fn wait_exit(mut child: Child) -> ExitStatus {
+    let end = Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kube-reboot did not exit within {COMMAND_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -215,7 +272,30 @@ fn warm_prepare_with_skip_updates_kills_the_kube_container_allows_fallback_and_r
     .collect();
     assert_eq!(carry.lines().collect::<Vec<_>>(), expected, "{carry}");
 
-    // After "boot": the switch is not joined, so `container start` runs the local image now.
+    // The warm reboot script saves the databases without STATE_DB's FEATURE entries.
+    let mut conn = lab.redis.connection(STATE_DB).unwrap();
+    redis::cmd("DEL")
+        .arg(format!("FEATURE|{kube_f}"))
+        .query::<()>(&mut conn)
+        .unwrap();
+
+    // After "boot", the unit runs `kube-reboot restore --wait-up` (here before the feature
+    // starts, as with a delayed feature): units first, then it waits for the feature.
+    let (restore, lines) = host.spawn_kube_reboot(&lab, &["restore", "--wait-up", "60s"]);
+    let mut seen = Vec::new();
+    wait_line(
+        &lines,
+        &format!("kube-reboot: waiting for {kube_f} to come up"),
+        &mut seen,
+    );
+    assert_eq!(
+        field(&lab.hgetall(CONFIG_DB, &cfg_key), "no_fallback_to_local").as_deref(),
+        Some("false"),
+        "restored before the feature started: {seen:?}"
+    );
+
+    // The switch is not joined, so `container start` runs the local image now, on the
+    // fallback restore has not taken back yet.
     let out = lab.container(&["start", &kube_f]);
     assert!(out.status.success(), "{}", describe(&out));
     lab.expect_running(&kube_f, true);
@@ -223,9 +303,16 @@ fn warm_prepare_with_skip_updates_kills_the_kube_container_allows_fallback_and_r
     assert_eq!(field(&st, "current_owner").as_deref(), Some("local"));
     assert_eq!(field(&st, "container_id").as_deref(), Some(kube_f.as_str()));
 
-    // Restore puts the operator's setting back, never touches kubelet, and removes the state.
-    let out = host.kube_reboot(&lab, &["restore"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    // Restore sees it up, puts the operator's setting back, never touches kubelet, and removes
+    // the state.
+    let status = wait_exit(restore);
+    seen.extend(lines.try_iter());
+    assert!(status.success(), "{status}: {seen:?}");
+    assert!(
+        seen.iter()
+            .any(|l| l == &format!("kube-reboot: up: {kube_f}")),
+        "{seen:?}"
+    );
     assert_eq!(
         field(&lab.hgetall(CONFIG_DB, &cfg_key), "no_fallback_to_local").as_deref(),
         Some("true")
