@@ -137,7 +137,10 @@ fn wait_exit(child: &mut Running) -> ExitStatus {
         if let Some(status) = child.0.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < end, "kube-reboot did not exit in {TIMEOUT:?}");
+        assert!(
+            Instant::now() < end,
+            "kube-reboot did not exit in {TIMEOUT:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
