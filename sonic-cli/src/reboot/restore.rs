@@ -72,18 +72,15 @@ pub async fn restore<R: CommandRunner>(
     for n in &notes {
         log(&format!("note: {n}"));
     }
-    let mut failures = Vec::new();
-    run_steps(
-        &actions,
-        &state,
+    let steps = Steps {
+        state: &state,
         state_file,
         opts,
         store,
         runner,
-        log,
-        &mut failures,
-    )
-    .await;
+    };
+    let mut failures = Vec::new();
+    steps.run(&actions, log, &mut failures).await;
 
     let (fallback, fallback_notes) = match wait_up {
         None => {
@@ -96,32 +93,12 @@ pub async fn restore<R: CommandRunner>(
         log(&format!("note: {n}"));
     }
     notes.extend(fallback_notes);
-    run_steps(
-        &fallback,
-        &state,
-        state_file,
-        opts,
-        store,
-        runner,
-        log,
-        &mut failures,
-    )
-    .await;
+    steps.run(&fallback, log, &mut failures).await;
     actions.extend(fallback);
 
     if failures.is_empty() {
         let remove = [RestoreAction::RemoveState];
-        run_steps(
-            &remove,
-            &state,
-            state_file,
-            opts,
-            store,
-            runner,
-            log,
-            &mut failures,
-        )
-        .await;
+        steps.run(&remove, log, &mut failures).await;
     } else {
         log(&format!(
             "keeping {} for another try after the failures",
@@ -136,22 +113,38 @@ pub async fn restore<R: CommandRunner>(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_steps<R: CommandRunner>(
-    actions: &[RestoreAction],
-    state: &CarryState,
-    state_file: &Path,
-    opts: &RebootOptions,
-    store: &RedisFeatureStore,
-    runner: &R,
-    log: &mut dyn FnMut(&str),
-    failures: &mut Vec<String>,
-) {
-    for action in actions {
-        log(&action.to_string());
-        if let Err(e) = step(action, state, state_file, opts, store, runner).await {
-            log(&format!("failed: {e}"));
-            failures.push(e.to_string());
+/// What the steps of one run act on.
+struct Steps<'a, R> {
+    state: &'a CarryState,
+    state_file: &'a Path,
+    opts: &'a RebootOptions,
+    store: &'a RedisFeatureStore,
+    runner: &'a R,
+}
+
+impl<R: CommandRunner> Steps<'_, R> {
+    /// Carries out `actions` in order; a failed one is logged and recorded, the next still run.
+    async fn run(
+        &self,
+        actions: &[RestoreAction],
+        log: &mut dyn FnMut(&str),
+        failures: &mut Vec<String>,
+    ) {
+        for action in actions {
+            log(&action.to_string());
+            let done = step(
+                action,
+                self.state,
+                self.state_file,
+                self.opts,
+                self.store,
+                self.runner,
+            )
+            .await;
+            if let Err(e) = done {
+                log(&format!("failed: {e}"));
+                failures.push(e.to_string());
+            }
         }
     }
 }
@@ -272,9 +265,9 @@ fn humanize(d: Duration) -> String {
     let s = d.as_secs();
     if d.subsec_millis() != 0 || s == 0 {
         format!("{}ms", d.as_millis())
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
