@@ -359,9 +359,12 @@ impl DockerClient {
                 Ok(code)
             }
             Some(Err(e)) => Err(self.error("wait for", object, e)),
-            None => Err(DockerError::Other {
+            // The engine went away in the middle of the wait (dockerd stopping closes its
+            // connections): as unreachable as a refused connection, so callers retry.
+            None => Err(DockerError::Unreachable {
                 action: "wait for",
                 object,
+                host: self.host().to_string(),
                 source: Box::new(bollard::errors::Error::DockerStreamError {
                     error: "the daemon closed the wait without an exit code".to_string(),
                 }),

@@ -196,8 +196,20 @@ pub async fn container_state(
     run_command_actions(store, runtime, feature, &plan_state(&facts, change)).await
 }
 
+/// First pause before `docker wait` is asked again after the engine could not be reached.
+pub const WAIT_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest pause between two `docker wait` attempts while the engine stays away.
+pub const WAIT_RETRY_MAX: Duration = Duration::from_secs(8);
+
 /// `container wait <f>`: drives the [`WaitMachine`], sleeping with `sleep`; returns the exit
 /// status of the command.
+///
+/// A `docker wait` that fails because the engine cannot be reached (dockerd restarting, a
+/// live-restore engine whose containers keep running) is asked again with backoff until the
+/// engine answers, instead of ending the wait: ending it would make systemd stop the unit and
+/// record the feature down while its container may still run. `on_engine_away` hears about the
+/// first failure of each outage (to log it once).
+#[allow(clippy::too_many_arguments)]
 pub async fn container_wait<S, F>(
     store: &dyn FeatureStore,
     runtime: &dyn ContainerRuntime,
@@ -206,6 +218,7 @@ pub async fn container_wait<S, F>(
     feature: &FeatureName,
     kube_support: bool,
     timers: &RemoteCtrConfig,
+    mut on_engine_away: impl FnMut(&PortError),
 ) -> Result<i32, ExecError>
 where
     S: Fn(Duration) -> F,
@@ -247,15 +260,28 @@ where
                         .map_err(store_err)?;
                 }
                 WaitAction::WaitOn(id) => {
-                    let code = runtime
-                        .wait(&id)
-                        .await
-                        .map_err(|source| ExecError::Docker {
-                            feature: feature.clone(),
-                            operation: format!("docker wait {id}"),
-                            source,
-                        })?;
-                    return Ok(wait_exit_status(code));
+                    let mut delay = WAIT_RETRY_MIN;
+                    let mut away = false;
+                    loop {
+                        match runtime.wait(&id).await {
+                            Ok(code) => return Ok(wait_exit_status(code)),
+                            Err(source) if source.is_transient() => {
+                                if !away {
+                                    on_engine_away(&source);
+                                    away = true;
+                                }
+                                sleep(delay).await;
+                                delay = (delay * 2).min(WAIT_RETRY_MAX);
+                            }
+                            Err(source) => {
+                                return Err(ExecError::Docker {
+                                    feature: feature.clone(),
+                                    operation: format!("docker wait {id}"),
+                                    source,
+                                });
+                            }
+                        }
+                    }
                 }
                 WaitAction::GaveUp => return Ok(0),
                 WaitAction::Fail(reason) => {
@@ -845,9 +871,79 @@ mod tests {
             &snmp(),
             true,
             &RemoteCtrConfig::default(),
+            |_| {},
         ))
         .unwrap();
         assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn wait_keeps_asking_docker_while_the_engine_is_away_and_reports_the_outage_once() {
+        let st = FeatureStatus {
+            current_owner: CurrentOwner::Kube,
+            container_id: Some("0123456789ab".into()),
+            ..FeatureStatus::default()
+        };
+        let store = store_with(FeatureConfig::default(), st, false);
+        let mut rt = MockContainerRuntime::new();
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = calls.clone();
+        rt.expect_wait()
+            .times(5)
+            .returning(move |_| match c.fetch_add(1, Ordering::SeqCst) {
+                0..=3 => Err(PortError::transient(
+                    "docker wait 0123456789ab: engine away",
+                )),
+                _ => Ok(1),
+            });
+        let clock = ManualClock::default();
+        let mut reports = Vec::new();
+        let code = block_on(container_wait(
+            &store,
+            &rt,
+            &clock,
+            clock.sleeper(),
+            &snmp(),
+            true,
+            &RemoteCtrConfig::default(),
+            |e: &PortError| reports.push(e.to_string()),
+        ))
+        .unwrap();
+        // The container's own verdict once the engine answers, after 1 + 2 + 4 + 8 s of
+        // backoff; the outage reported once.
+        assert_eq!(code, 255);
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+        assert_eq!(clock.now().as_millis(), 15_000);
+        assert_eq!(reports.len(), 1, "{reports:?}");
+    }
+
+    #[test]
+    fn wait_ends_on_a_permanent_docker_error() {
+        let st = FeatureStatus {
+            current_owner: CurrentOwner::Kube,
+            container_id: Some("0123456789ab".into()),
+            ..FeatureStatus::default()
+        };
+        let store = store_with(FeatureConfig::default(), st, false);
+        let mut rt = MockContainerRuntime::new();
+        rt.expect_wait().times(1).returning(|_| {
+            Err(PortError::permanent(
+                "docker wait 0123456789ab: no such container",
+            ))
+        });
+        let clock = ManualClock::default();
+        let err = block_on(container_wait(
+            &store,
+            &rt,
+            &clock,
+            clock.sleeper(),
+            &snmp(),
+            true,
+            &RemoteCtrConfig::default(),
+            |_| {},
+        ))
+        .unwrap_err();
+        assert!(matches!(err, ExecError::Docker { .. }), "{err}");
     }
 
     #[test]
@@ -903,6 +999,7 @@ mod tests {
             &snmp(),
             true,
             &RemoteCtrConfig::default(),
+            |_| {},
         ))
         .unwrap();
         assert_eq!(code, 255);
@@ -946,6 +1043,7 @@ mod tests {
             &snmp(),
             true,
             &RemoteCtrConfig::default(),
+            |_| {},
         ))
         .unwrap();
         assert_eq!(code, 0);
@@ -1021,6 +1119,7 @@ mod tests {
             &snmp(),
             true,
             &RemoteCtrConfig::default(),
+            |_| {},
         ))
         .unwrap();
         assert_eq!(code, 0);
@@ -1061,6 +1160,7 @@ mod tests {
             &snmp(),
             true,
             &RemoteCtrConfig::default(),
+            |_| {},
         ))
         .unwrap();
         assert_eq!(code, 255);

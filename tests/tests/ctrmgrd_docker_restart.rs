@@ -5,21 +5,19 @@
 //!   middle of a local → kube switch-over; the switch-over with image management (the kube
 //!   image tagged as the golden local image, the old local container removed) completes once
 //!   the engine is back;
-//! - with `--live-restore` the deployment keeps running through the outage and the engine
-//!   adopts it again when it comes back;
-//! - with `--live-restore`, a restart the daemon asks for while the engine is away (the fast
-//!   fallback to local, whose `container start` needs the engine) fails, is retried with
-//!   backoff and completes once the engine is back.
+//! - with `--live-restore` the deployment keeps running through the outage, the unit's
+//!   `container wait` keeps asking the engine instead of ending (the unit stays active, the
+//!   deployment stays `running`), the daemon's tag-as-good falls due during the outage and
+//!   meets the absent engine (upstream T3), and once the engine is back, having adopted the same
+//!   pod, the retry tags the kube image as the golden local image and removes the old local
+//!   container;
+//! - with `--live-restore`, a restart the daemon asks for while the engine is away (the owner
+//!   set back to local: `container start` must start the local container) fails, is retried
+//!   with backoff and completes once the engine is back.
 //!
 //! In all of them the daemon keeps running and reports a problem once (not once per retry) and
 //! its end once. The feature unit has systemd's `Restart=always` (SONiC's feature units do),
 //! played by the test where the scenario needs it.
-//!
-//! Not covered: the daemon's own tag-as-good attempt meeting the absent engine (upstream T3).
-//! When the engine goes away the unit's `container wait` loses its `docker wait` and exits, and
-//! the unit's ExecStop (`container stop`) records the deployment `stopped` although its
-//! `docker stop` failed and the pod still runs; that status change disarms the tag-as-good
-//! timer before its deadline, so the daemon has no reason to call the engine during the outage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ctrmgrd_common;
@@ -150,8 +148,9 @@ async fn docker_restarted_mid_switch_over_the_daemon_keeps_running_and_the_switc
     let lines = daemon.log.lines();
     let docker_problems = problems_of(&daemon, "docker").len();
     // Only image management talks to the engine, and it is disarmed as soon as the deployment
-    // stops: the daemon itself may never meet the engine's absence here (the live-restore
-    // tests below make it). If it does, the problem is logged once and its end once.
+    // dies with the engine: the daemon itself may never meet the engine's absence here (the
+    // live-restore test below makes it). If it does, the problem is logged once and its end
+    // once.
     assert!(docker_problems <= 1, "{lines:#?}");
     assert_eq!(
         daemon.log.count("docker: recovered"),
@@ -170,12 +169,15 @@ async fn docker_restarted_mid_switch_over_the_daemon_keeps_running_and_the_switc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_restarted_with_live_restore_under_a_running_deployment_the_pod_runs_through_and_the_daemon_keeps_running()
+async fn docker_away_under_a_running_deployment_the_tag_as_good_meets_the_outage_and_completes_after()
 -> anyhow::Result<()> {
     let engine_dir = engine_dir()?;
     let mut engine = PrivateDockerd::start_with(engine_dir.path(), EngineOptions::live_restore())?;
     let mut sw = Switch::on_engine("docklr", engine.host().to_string()).await?;
     sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
+        .await?;
+    // The kube image is marked good 4 s after it runs: while the engine is away.
+    sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "4s")])
         .await?;
     sw.boot_feature().await?;
     sw.start_kubelet();
@@ -185,6 +187,7 @@ async fn docker_restarted_with_live_restore_under_a_running_deployment_the_pod_r
     })
     .await?;
     let (pod_id, pod_pids) = pod(&sw).await?;
+    let local_before = sw.image_id(&format!("{}:latest", sw.local_image)).await;
 
     engine.stop()?;
     // Live-restore: the deployment runs on without its engine.
@@ -193,18 +196,32 @@ async fn docker_restarted_with_live_restore_under_a_running_deployment_the_pod_r
         pod_pids,
         "the pod died with the engine"
     );
-    // The unit's `container wait` loses its `docker wait` and the unit's ExecStop records the
-    // deployment stopped (its `docker stop` fails): the daemon reacts to that while the
-    // engine is away.
     wait_for(
-        "the unit's stop recorded while the engine is away",
+        "the daemon's tag-as-good meeting the absent engine",
         DEADLINE,
-        || async { sw.status_field("remote_state").await.as_deref() == Some("stopped") },
+        || async { !problems_of(&daemon, "docker").is_empty() },
     )
-    .await?;
-    // The outage lasts several of the daemon's retry periods; this is the outage, not a wait
-    // for a condition.
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{:#?}", daemon.log.lines()))?;
+    // The outage lasts several of the daemon's retry periods (retry_tag_latest_seconds = 1);
+    // this is the outage, not a wait for a condition.
     tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        problems_of(&daemon, "docker").len(),
+        1,
+        "{:#?}",
+        daemon.log.lines()
+    );
+    // The unit's `container wait` kept asking instead of ending: no ExecStop ran, so the
+    // deployment is still recorded running, and nothing was tagged.
+    assert!(
+        sw.services.is_active(&sw.feature).await?,
+        "the unit stopped with the engine"
+    );
+    assert_eq!(
+        sw.status_field("remote_state").await.as_deref(),
+        Some("running")
+    );
     assert_eq!(
         container_pids(&pod_id),
         pod_pids,
@@ -212,26 +229,25 @@ async fn docker_restarted_with_live_restore_under_a_running_deployment_the_pod_r
     );
     engine.restart()?;
 
-    // The engine adopted the running container: the same container with the same processes.
-    wait_for("the engine answering for the pod", DEADLINE, || async {
-        pod(&sw).await.is_ok()
-    })
-    .await?;
+    // The engine adopted the running container; the retry marks it good.
+    assert_switched_to_kube(&sw, DEADLINE)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{:#?}", daemon.log.lines()))?;
+    assert_ne!(
+        sw.image_id(&format!("{}:latest", sw.local_image)).await,
+        local_before
+    );
     let (pod_after, pids_after) = pod(&sw).await?;
     assert_eq!((pod_after, pids_after), (pod_id, pod_pids));
+    assert!(sw.services.is_active(&sw.feature).await?);
 
     let lines = daemon.log.lines();
     assert!(
         !daemon.handle.is_finished(),
         "the daemon stopped\n{lines:#?}"
     );
-    let docker_problems = problems_of(&daemon, "docker").len();
-    assert!(docker_problems <= 1, "{lines:#?}");
-    assert_eq!(
-        daemon.log.count("docker: recovered"),
-        docker_problems,
-        "{lines:#?}"
-    );
+    assert_eq!(problems_of(&daemon, "docker").len(), 1, "{lines:#?}");
+    assert_eq!(daemon.log.count("docker: recovered"), 1, "{lines:#?}");
     // No problem of any kind was logged again on a retry.
     assert!(
         error_counts(&daemon).values().all(|n| *n == 1),
@@ -251,7 +267,7 @@ async fn a_restart_the_daemon_asks_for_while_docker_is_away_is_retried_and_compl
     let mut sw = Switch::on_engine("dockrt", engine.host().to_string()).await?;
     sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
         .await?;
-    // Image management keeps the local container (the fallback below starts it).
+    // Image management keeps the local container (the way back to local below starts it).
     sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "3600s")])
         .await?;
     sw.boot_feature().await?;
@@ -261,22 +277,13 @@ async fn a_restart_the_daemon_asks_for_while_docker_is_away_is_retried_and_compl
         sw.status_field("remote_state").await.as_deref() == Some("running")
     })
     .await?;
-    // `container` reads the timers at every run: the unit's next `container wait` gives up on
-    // a deployment that does not come back after 5 s instead of 60 s.
-    std::fs::write(
-        &sw.timers_path,
-        ctrmgrd_common::TIMERS.replace(
-            "\"revert_to_local_on_wait_seconds\": 60",
-            "\"revert_to_local_on_wait_seconds\": 5",
-        ),
-    )?;
 
-    // The engine goes away: the unit's `container wait` loses its `docker wait`, its ExecStop
-    // records the deployment stopped, the daemon restarts the unit for kube (no Docker call),
-    // that `container wait` gives up after 5 s (`remote_state=none`), and the daemon's fast
-    // fallback restarts the unit for local: `container start` must start the local container
-    // and meets the absent engine.
+    // The engine goes away, then the operator sets the owner back to local: the daemon
+    // restarts the unit, whose `container start` must start the local container and meets the
+    // absent engine.
     engine.stop()?;
+    sw.set_feature_config(&[("set_owner", "local"), ("state", "enabled")])
+        .await?;
     let restart_problem = format!("service {}", sw.feature);
     wait_for(
         "the daemon's restart meeting the absent engine",
@@ -286,10 +293,7 @@ async fn a_restart_the_daemon_asks_for_while_docker_is_away_is_retried_and_compl
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{:#?}", daemon.log.lines()))?;
     let problem = problems_of(&daemon, &restart_problem).remove(0);
-    assert!(
-        problem.contains("container start") && problem.contains("unreachable"),
-        "{problem}"
-    );
+    assert!(problem.contains("unreachable"), "{problem}");
     // The outage lasts several retries (backoff from 200 ms to 2 s); this is the outage, not
     // a wait for a condition.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -312,6 +316,13 @@ async fn a_restart_the_daemon_asks_for_while_docker_is_away_is_retried_and_compl
     .await?;
     wait_for("the unit active", DEADLINE, || async {
         sw.services.is_active(&sw.feature).await.unwrap_or(false)
+    })
+    .await?;
+    wait_for("the node label <f>_enabled=false", DEADLINE, || async {
+        sw.node_labels()
+            .get(&sw.enabled_label())
+            .map(String::as_str)
+            == Some("false")
     })
     .await?;
 

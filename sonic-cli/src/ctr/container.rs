@@ -387,6 +387,11 @@ async fn wait(
         feature,
         kube,
         &timers,
+        |e| {
+            log.error(&format!(
+                "container wait {feature}: {e}; asking again until the engine answers"
+            ))
+        },
     )
     .await
     .map_err(refusal_or_exec)?;
