@@ -20,6 +20,13 @@ use sonic_daemon::{Control, Exit, Options, run};
 use sonic_db::SonicDbConfig;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// mimalloc (v2, no transparent huge pages) gives the pages of a burst back to the kernel once
+/// the burst is over: after 10,000 label changes glibc's malloc kept a fragmented heap of
+/// 3.9 MB with 1.4 MB in use (2.6 MB more than idle, for good), mimalloc stays ~0.3 MB above
+/// idle (scripts/bench-ctrmgrd.sh).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let settings = match Settings::from_env(&hostname()) {
         Ok(s) => s,

@@ -10,9 +10,10 @@
 //! - reaction latency: from the HSET of a pure label change into STATE_DB `KUBE_LABELS|SET`
 //!   (what `config kubernetes label add` writes) to the moment the fake API server applied the
 //!   node patch carrying it (its store's change event), `N` changes one after the other;
-//! - resident memory (`VmRSS` of `/proc/<pid>/status`) after `S` s idle, then after each of two
-//!   rounds (`R`, default 3) of `--rss-changes` label changes sent without waiting (growth
-//!   check).
+//! - resident memory (`VmRSS` of `/proc/<pid>/status`) after `S` s idle, then after each of
+//!   `R` rounds (default 3) of `--rss-changes` label changes sent without waiting (growth
+//!   check); after the idle period and after the last round also the resident KiB per mapped
+//!   file from `/proc/<pid>/smaps` (the binary, libc, ..., `[anonymous]`).
 //!
 //! Prints a small report; makes no pass/fail judgement (no timing assertions anywhere).
 
@@ -128,6 +129,39 @@ fn rss_text(pid: u32) -> anyhow::Result<String> {
         status_kib(pid, "RssAnon")?,
         status_kib(pid, "RssFile")?
     ))
+}
+
+/// Where the resident pages are: `Rss` of `/proc/<pid>/smaps` summed per mapped file
+/// (`[anonymous]` for malloc arenas and thread stacks, `[heap]`, `[stack]`), largest first, in KiB.
+fn rss_by_mapping(pid: u32) -> anyhow::Result<String> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let mut by: Vec<(String, u64)> = Vec::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping header: `start-end perms offset dev inode [path]`.
+            let path = line.split_whitespace().nth(5).unwrap_or("[anonymous]");
+            current = match path.rsplit('/').next() {
+                Some(name) if path.starts_with('/') => name.to_owned(),
+                _ => path.to_owned(),
+            };
+        } else if first == "Rss:" {
+            let kib: u64 = words.next().unwrap_or("0").parse()?;
+            match by.iter_mut().find(|(n, _)| *n == current) {
+                Some((_, total)) => *total += kib,
+                None => by.push((current.clone(), kib)),
+            }
+        }
+    }
+    by.retain(|(_, kib)| *kib > 0);
+    by.sort_by_key(|(_, kib)| std::cmp::Reverse(*kib));
+    Ok(by
+        .iter()
+        .map(|(n, kib)| format!("{n} {kib}"))
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 fn label_of(ev: &StoreEvent) -> Option<String> {
@@ -309,6 +343,7 @@ async fn main() -> anyhow::Result<()> {
         settle.elapsed().as_secs(),
         rss_text(pid)?
     );
+    println!("  resident KiB by mapping: {}", rss_by_mapping(pid)?);
 
     let mut rx = kube.store().subscribe();
     let mut lat = Vec::with_capacity(args.changes);
@@ -348,6 +383,7 @@ async fn main() -> anyhow::Result<()> {
             rss_text(pid)?
         );
     }
+    println!("  resident KiB by mapping: {}", rss_by_mapping(pid)?);
     let patches = kube
         .requests()
         .iter()
