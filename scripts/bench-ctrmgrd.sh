@@ -19,8 +19,9 @@
 #           8.2, libc 1.4, libm 0.3, ld.so 0.2); after 10k/20k/30k changes 13.75/14.09/14.09.
 #   now:    opt-level "z", fat LTO, 1 unit (Cargo.toml), mimalloc (ctrmgrd.rs), DT_RELR
 #           relocations (sonic-daemon/build.rs): `scripts/bench-ctrmgrd.sh 1000 60 30 10000 3`
-#           idle 8.36 MiB (anon 2.0 + file 6.4: ctrmgrd 5.0, libc 1.4, ld.so 0.2, libgcc 0.1);
-#           after 10k/20k/30k changes 8.66/8.57/8.78 MiB; p50 0.72 ms, p99 2.40 ms.
+#           idle 8.36 MiB (file 6.4: ctrmgrd 4.8, libc 1.4, ld.so 0.2, libgcc 0.1; anon 2.0:
+#           mimalloc's arena 1.5, ctrmgrd's .data.rel.ro 0.26, main stack 0.13); after
+#           10k/20k/30k changes 8.66/8.57/8.78 MiB; p50 0.72 ms, p99 2.40 ms.
 #   The file-backed figure of the same binary varies by ~0.25 MiB between runs (how the page
 #   cache holds the file).
 #
