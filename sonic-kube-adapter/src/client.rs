@@ -33,7 +33,9 @@ pub fn client_from_kubeconfig(
         path: path.to_path_buf(),
         reason,
     };
-    let kc = Kubeconfig::from_yaml(text).map_err(|e| bad(e.to_string()))?;
+    // serde_yaml (already linked) instead of kube's own YAML reader: ctrmgrd's code, all of
+    // which is resident, is smaller by its size. kubeadm writes single-document kubeconfigs.
+    let kc: Kubeconfig = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
     let config = Config::try_from(kc).map_err(|e| bad(e.to_string()))?;
     Client::try_from(finish(config, timeout)).map_err(|e| bad(e.to_string()))
 }

@@ -82,7 +82,7 @@ pub fn render_kubeconfig(server: &str, ca_pem: &str, cert_pem: &[u8], key_pem: &
 
 /// The `server` of the current context's cluster (the first cluster as a fallback).
 pub fn kubeconfig_server(text: &str) -> Option<String> {
-    let kc = kube::config::Kubeconfig::from_yaml(text).ok()?;
+    let kc: kube::config::Kubeconfig = serde_yaml::from_str(text).ok()?;
     let cluster_name = kc.current_context.as_ref().and_then(|ctx| {
         kc.contexts
             .iter()
