@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use sonic_feature_core::model::{LabelKey, NodeLabels, ServerConfig};
 use sonic_feature_core::ports::{NodeCluster, PortError};
@@ -166,8 +166,8 @@ impl KubeNodeCluster {
     }
 
     /// The node object; `None` when the cluster has no node of this name.
-    pub async fn get_node(&self) -> Result<Option<Node>, KubeError> {
-        let nodes: Api<Node> = Api::all(self.require_client().await?);
+    pub async fn get_node(&self) -> Result<Option<DynamicObject>, KubeError> {
+        let nodes = node_api(self.require_client().await?);
         let name = self.node_name();
         self.call(format!("get node {name}"), nodes.get_opt(name))
             .await
@@ -184,7 +184,7 @@ impl KubeNodeCluster {
 
     /// The labels the node carries, as plain strings.
     pub async fn read_labels(&self) -> Result<BTreeMap<String, String>, KubeError> {
-        let nodes: Api<Node> = Api::all(self.require_client().await?);
+        let nodes = node_api(self.require_client().await?);
         let name = self.node_name();
         let node = self
             .call(format!("get node {name}"), nodes.get(name))
@@ -203,7 +203,7 @@ impl KubeNodeCluster {
         let Some(patch) = label_patch(&current, set, remove) else {
             return Ok(None);
         };
-        let nodes: Api<Node> = Api::all(self.require_client().await?);
+        let nodes = node_api(self.require_client().await?);
         let name = self.node_name();
         self.call(
             format!("patch labels of node {name}"),
@@ -264,7 +264,7 @@ impl KubeNodeCluster {
 
     async fn drain_with(&self, client: &Client) -> Result<(), KubeError> {
         let name = self.node_name();
-        let nodes: Api<Node> = Api::all(client.clone());
+        let nodes = node_api(client.clone());
         let cordon = json!({"spec": {"unschedulable": true}});
         match self
             .call(
@@ -276,7 +276,10 @@ impl KubeNodeCluster {
             Err(e) if e.status_code() == Some(404) => return Ok(()),
             other => other.map(drop)?,
         }
-        let pods: Api<Pod> = Api::all(client.clone());
+        // Pods are handled as dynamic objects: the drain only needs their metadata, and the
+        // typed `Pod` would link its whole (large, all resident) deserializer into ctrmgrd.
+        let pod_resource = ApiResource::erase::<Pod>(&());
+        let pods: Api<DynamicObject> = Api::all_with(client.clone(), &pod_resource);
         let on_node = ListParams::default().fields(&format!("spec.nodeName={name}"));
         let list = self
             .call(format!("list pods of node {name}"), pods.list(&on_node))
@@ -298,7 +301,7 @@ impl KubeNodeCluster {
             let (Some(ns), Some(pod_name)) = (pod.metadata.namespace, pod.metadata.name) else {
                 continue;
             };
-            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &pod_resource);
             match self
                 .call(
                     format!("delete pod {ns}/{pod_name}"),
@@ -496,6 +499,12 @@ impl KubeNodeCluster {
         }
         self.node_reset(true).await
     }
+}
+
+/// Nodes as dynamic objects: the adapter reads only their labels and Ready condition, and the
+/// typed `Node` would link its whole (large, all resident) deserializer into ctrmgrd.
+fn node_api(client: Client) -> Api<DynamicObject> {
+    Api::all_with(client, &ApiResource::erase::<Node>(&()))
 }
 
 async fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, KubeError> {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Node;
+use kube::api::DynamicObject;
 use serde_json::{Map, Value, json};
 use sonic_feature_core::model::{LabelKey, LabelValue, NodeLabels};
 
@@ -35,7 +35,7 @@ pub fn label_patch(
 }
 
 /// The labels of `node` as plain strings.
-pub fn raw_labels(node: &Node) -> BTreeMap<String, String> {
+pub fn raw_labels(node: &DynamicObject) -> BTreeMap<String, String> {
     node.metadata.labels.clone().unwrap_or_default()
 }
 
@@ -59,11 +59,17 @@ pub fn node_labels(
 }
 
 /// Whether the node reports condition `Ready` with status `True`.
-pub fn is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+pub fn is_ready(node: &DynamicObject) -> bool {
+    node.data
+        .get("status")
+        .and_then(|s| s.get("conditions"))
+        .and_then(|c| c.as_array())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(|t| t.as_str()) == Some("Ready")
+                    && c.get("status").and_then(|t| t.as_str()) == Some("True")
+            })
+        })
 }
 
 #[cfg(test)]
