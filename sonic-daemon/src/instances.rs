@@ -35,8 +35,9 @@ pub struct Instances {
 
 impl Instances {
     /// Registers the instance of `feature` in ASIC namespace `namespace` (store index `store`)
-    /// and returns its name; fails when the namespace has no ASIC number or the combined name
-    /// is not a valid feature name.
+    /// and returns its name; fails when the namespace has no ASIC number, the combined name is
+    /// not a valid feature name, or it already names an instance of another feature or ASIC
+    /// (the first registration keeps it).
     pub fn register(
         &self,
         store: usize,
@@ -52,6 +53,20 @@ impl Instances {
             instance,
         };
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = routes.get(&name)
+            && existing.instance != route.instance
+        {
+            return Err(InstanceError::Collision {
+                feature: feature.clone(),
+                asic: route.instance.asic().clone(),
+                name,
+                other: format!(
+                    "feature {} on asic {}",
+                    existing.instance.feature(),
+                    existing.instance.asic()
+                ),
+            });
+        }
         routes.insert(name.clone(), route);
         Ok(name)
     }
@@ -188,6 +203,31 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("\"red\""), "{e}");
         assert!(i.instances_of(&f("snmp")).is_empty());
+    }
+
+    #[test]
+    fn an_instance_name_taken_by_another_feature_and_asic_is_refused_and_the_first_keeps_it() {
+        let instances = Instances::default();
+        let bgp1_on_2 = instances
+            .register(2, &Namespace::Asic("asic2".into()), &f("bgp1"))
+            .unwrap();
+        assert_eq!(bgp1_on_2.as_str(), "bgp12");
+        let err = instances
+            .register(12, &Namespace::Asic("asic12".into()), &f("bgp"))
+            .unwrap_err();
+        assert!(matches!(err, InstanceError::Collision { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "feature bgp on asic 12 would be named bgp12, which already names feature bgp1 on asic 2"
+        );
+        assert_eq!(instances.unit(&f("bgp12")), "bgp1@2");
+        // The same instance again is no collision.
+        assert_eq!(
+            instances
+                .register(2, &Namespace::Asic("asic2".into()), &f("bgp1"))
+                .unwrap(),
+            bgp1_on_2
+        );
     }
 
     #[test]

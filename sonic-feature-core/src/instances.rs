@@ -57,6 +57,20 @@ pub enum InstanceError {
         /// Why `<feature><asic>` is not a feature name.
         reason: ModelError,
     },
+    /// `<feature><asic>` already names an instance of another feature on another ASIC (`bgp1`
+    /// on asic 2 and `bgp` on asic 12 are both `bgp12`): neither may silently take the other's
+    /// status and unit.
+    #[error("feature {feature} on asic {asic} would be named {name}, which already names {other}")]
+    Collision {
+        /// The feature.
+        feature: FeatureName,
+        /// The ASIC number.
+        asic: AsicNumber,
+        /// The shared name.
+        name: FeatureName,
+        /// What the name already stands for.
+        other: String,
+    },
 }
 
 /// The number of an ASIC as instance and unit names carry it: 1 to 10 decimal digits, kept as
