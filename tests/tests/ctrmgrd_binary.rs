@@ -15,20 +15,6 @@ use sonic_tests::service_manager::workspace_binary;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-async fn connected(sw: &Switch) -> bool {
-    match sw.state_db().await {
-        Ok(db) => {
-            db.get_entry("KUBERNETES_MASTER", "SERVER")
-                .await
-                .unwrap_or_default()
-                .get("connected")
-                .map(String::as_str)
-                == Some("true")
-        }
-        Err(_) => false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_join_in_flight_and_exits_0() -> anyhow::Result<()> {
     let sw = Switch::new("sigterm").await?;
@@ -63,7 +49,7 @@ async fn sigterm_finishes_the_join_in_flight_and_exits_0() -> anyhow::Result<()>
         daemon.log()
     );
     // ... and started nothing after it: the join's result is never recorded.
-    assert!(!connected(&sw).await, "{}", daemon.log());
+    assert!(!sw.connected().await, "{}", daemon.log());
     assert_eq!(sw.runner.joins(), 1);
     sw.teardown().await;
     Ok(())
@@ -104,7 +90,7 @@ async fn sighup_reloads_the_timers_and_the_join_retry_follows_the_new_interval()
     );
     // Once the master answers, the retry succeeds.
     sw.runner.fail_join.store(false, Ordering::SeqCst);
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     drop(daemon);
     sw.teardown().await;
     Ok(())

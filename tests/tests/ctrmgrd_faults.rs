@@ -15,51 +15,14 @@ use sonic_tests::fake_kube::{Fault, FaultRule};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-async fn set_desired(sw: &Switch, pairs: &[(&str, &str)]) -> anyhow::Result<()> {
-    let f: Fields = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    sw.state_db()
-        .await?
-        .mod_entry("KUBE_LABELS", "SET", &f)
-        .await?;
-    Ok(())
-}
-
-/// STATE_DB `KUBERNETES_MASTER|SERVER` (empty while unreadable).
-async fn server_status(sw: &Switch) -> Fields {
-    match sw.state_db().await {
-        Ok(db) => db
-            .get_entry("KUBERNETES_MASTER", "SERVER")
-            .await
-            .unwrap_or_default(),
-        Err(_) => Fields::new(),
-    }
-}
-
-async fn connected(sw: &Switch) -> bool {
-    match sw.state_db().await {
-        Ok(db) => {
-            db.get_entry("KUBERNETES_MASTER", "SERVER")
-                .await
-                .unwrap_or_default()
-                .get("connected")
-                .map(String::as_str)
-                == Some("true")
-        }
-        Err(_) => false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery()
 -> anyhow::Result<()> {
     let mut sw = Switch::new("l2snmp").await?;
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
-    set_desired(&sw, &[("foo", "bar")]).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
+    sw.set_desired_labels(&[("foo", "bar")]).await?;
     wait_for("foo=bar on the node", DEADLINE, || async {
         sw.node_labels().get("foo").map(String::as_str) == Some("bar")
     })
@@ -68,7 +31,8 @@ async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery(
     let before = daemon.log.lines().len();
     sw.kube.set_down(true).await?;
     for i in 0..5 {
-        set_desired(&sw, &[("foo", &format!("v{i}")), (&format!("k{i}"), "x")]).await?;
+        sw.set_desired_labels(&[("foo", &format!("v{i}")), (&format!("k{i}"), "x")])
+            .await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // Retries happen (retry_labels_update_seconds = 1) but the problem is logged once.
@@ -83,7 +47,7 @@ async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery(
     assert_eq!(problems, 1, "{:?}", daemon.log.lines());
     // The problem is in STATE_DB too, written once (retries with the same error change
     // nothing), while the node stays joined.
-    let server = server_status(&sw).await;
+    let server = sw.server_status().await;
     assert_eq!(server.get("connected").map(String::as_str), Some("true"));
     let error = server.get("last_error").cloned().unwrap_or_default();
     assert!(
@@ -91,7 +55,7 @@ async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery(
         "{server:?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(server_status(&sw).await, server, "rewritten on a retry");
+    assert_eq!(sw.server_status().await, server, "rewritten on a retry");
 
     sw.kube.set_down(false).await?;
     wait_for("the desired labels on the node", DEADLINE, || async {
@@ -101,7 +65,7 @@ async fn l2_labels_changed_during_a_master_outage_reach_the_node_after_recovery(
     })
     .await?;
     wait_for("the problem cleared in STATE_DB", DEADLINE, || async {
-        !server_status(&sw).await.contains_key("last_error")
+        !sw.server_status().await.contains_key("last_error")
     })
     .await?;
     wait_for("recovery logged", DEADLINE, || async {
@@ -125,8 +89,8 @@ async fn labels_survive_a_misbehaving_master(feature: &str, fault: Fault) -> any
     let mut sw = Switch::new(feature).await?;
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
-    set_desired(&sw, &[("foo", "bar")]).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
+    sw.set_desired_labels(&[("foo", "bar")]).await?;
     wait_for("foo=bar on the node", DEADLINE, || async {
         sw.node_labels().get("foo").map(String::as_str) == Some("bar")
     })
@@ -137,10 +101,11 @@ async fn labels_survive_a_misbehaving_master(feature: &str, fault: Fault) -> any
         .kube
         .inject(FaultRule::path_prefix("/api/v1/nodes", fault.clone()));
     for i in 0..3 {
-        set_desired(&sw, &[("foo", &format!("v{i}")), (&format!("k{i}"), "x")]).await?;
+        sw.set_desired_labels(&[("foo", &format!("v{i}")), (&format!("k{i}"), "x")])
+            .await?;
     }
     wait_for("the problem in STATE_DB", DEADLINE, || async {
-        server_status(&sw)
+        sw.server_status()
             .await
             .get("last_error")
             .is_some_and(|e| e.starts_with("node label update failed: "))
@@ -156,7 +121,7 @@ async fn labels_survive_a_misbehaving_master(feature: &str, fault: Fault) -> any
             >= 3
     })
     .await?;
-    let server = server_status(&sw).await;
+    let server = sw.server_status().await;
     assert_eq!(
         server.get("connected").map(String::as_str),
         Some("true"),
@@ -186,7 +151,7 @@ async fn labels_survive_a_misbehaving_master(feature: &str, fault: Fault) -> any
     })
     .await?;
     wait_for("the problem cleared in STATE_DB", DEADLINE, || async {
-        !server_status(&sw).await.contains_key("last_error")
+        !sw.server_status().await.contains_key("last_error")
     })
     .await?;
     wait_for("recovery logged once", DEADLINE, || async {
@@ -231,8 +196,8 @@ async fn redis_restarted_mid_scenario_the_daemon_reconnects_and_reconciles() -> 
     let mut sw = Switch::new("rrsnmp").await?;
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
-    set_desired(&sw, &[("before", "restart")]).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
+    sw.set_desired_labels(&[("before", "restart")]).await?;
     wait_for("label before the restart", DEADLINE, || async {
         sw.node_labels().get("before").map(String::as_str) == Some("restart")
     })
@@ -249,8 +214,8 @@ async fn redis_restarted_mid_scenario_the_daemon_reconnects_and_reconciles() -> 
         .await?
         .set_entry("KUBERNETES_MASTER", "SERVER", &server)
         .await?;
-    set_desired(&sw, &[("after", "restart")]).await?;
-    wait_for("connected recorded again", DEADLINE, || connected(&sw)).await?;
+    sw.set_desired_labels(&[("after", "restart")]).await?;
+    wait_for("connected recorded again", DEADLINE, || sw.connected()).await?;
     wait_for("label written after the restart", DEADLINE, || async {
         sw.node_labels().get("after").map(String::as_str) == Some("restart")
     })

@@ -15,18 +15,11 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use async_trait::async_trait;
 use ctrmgrd_common::{NodeCommands, RunningDaemon, Switch, TIMERS, wait_for};
-use sonic_daemon::report::MemoryLog;
-use sonic_daemon::services::SystemClock;
-use sonic_daemon::wiring::{Outside, open_databases};
-use sonic_daemon::{Options, run};
-use sonic_db::{Fields, SonicDbConfig};
-use sonic_docker_adapter::{BollardRuntime, DockerClient};
+use sonic_db::Fields;
 use sonic_feature_core::model::RemoteCtrConfig;
 use sonic_kube_adapter::{
-    CommandError, CommandOutput, CommandRunner, CommandSpec, KubeNodeCluster, TokioCommandRunner,
-    run_program,
+    CommandError, CommandOutput, CommandRunner, CommandSpec, TokioCommandRunner, run_program,
 };
-use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const CMD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -134,8 +127,6 @@ async fn start_daemon(
     );
     let timers = RemoteCtrConfig::from_json_str(&timers_text)?;
     ensure!(timers.use_k8s_as_http_proxy == (proxy == "y"));
-    let timers_path = sw.path().join("remote_ctr.proxy.json");
-    std::fs::write(&timers_path, &timers_text)?;
 
     let mut settings = sw.kube_settings.clone();
     settings.iptables = ns.iptables();
@@ -148,38 +139,10 @@ async fn start_daemon(
         node: sw.runner.clone(),
         iptables: AtomicUsize::new(0),
     });
-    let cfg = SonicDbConfig::load(sw.redis.database_config_path())?;
-    let dbs = open_databases(&cfg).await?;
-    let docker = Arc::new(BollardRuntime::new(DockerClient::new(&sw.docker_host)?));
-    let outside = Outside {
-        runtime: docker.clone(),
-        images: docker,
-        cluster: Arc::new(KubeNodeCluster::new(settings, runner.clone())),
-        services: sw.services.clone(),
-        clock: Arc::new(SystemClock::new()),
-    };
-    let ports = dbs.ports(outside);
-    let mut options = Options::new(timers, "20201230.111");
-    options.timers_file = Some(timers_path);
-    options.retry_max = Duration::from_secs(2);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let log = MemoryLog::new();
-    let handle = tokio::spawn(run(
-        dbs.sources,
-        ports,
-        dbs.instances.clone(),
-        options,
-        Arc::new(log.clone()),
-        rx,
-    ));
-    Ok((
-        RunningDaemon {
-            control: tx,
-            handle,
-            log,
-        },
-        runner,
-    ))
+    let daemon = sw
+        .start_daemon_configured(&timers_text, settings, runner.clone(), None, None)
+        .await?;
+    Ok((daemon, runner))
 }
 
 async fn set_master_ip(sw: &Switch, ip: &str) -> anyhow::Result<()> {
@@ -189,16 +152,6 @@ async fn set_master_ip(sw: &Switch, ip: &str) -> anyhow::Result<()> {
         .mod_entry("KUBERNETES_MASTER", "SERVER", &f)
         .await?;
     Ok(())
-}
-
-async fn server_status(sw: &Switch) -> Fields {
-    match sw.state_db().await {
-        Ok(db) => db
-            .get_entry("KUBERNETES_MASTER", "SERVER")
-            .await
-            .unwrap_or_default(),
-        Err(_) => Fields::default(),
-    }
 }
 
 async fn wait_rules(ns: &NetNs, want: Vec<String>) -> anyhow::Result<()> {
@@ -226,7 +179,7 @@ async fn the_proxy_rule_follows_the_master_address_and_goes_with_it() -> anyhow:
     // At start: the master configured by the switch (127.0.0.1).
     wait_rules(&ns, vec![rule("127.0.0.1:3128")]).await?;
     wait_for("the node joined", DEADLINE, || async {
-        server_status(&sw)
+        sw.server_status()
             .await
             .get("connected")
             .map(String::as_str)
@@ -265,7 +218,7 @@ async fn with_the_option_off_no_rule_is_ever_made() -> anyhow::Result<()> {
     let (daemon, runner) = start_daemon(&sw, &ns, "n").await?;
 
     wait_for("the node joined", DEADLINE, || async {
-        server_status(&sw)
+        sw.server_status()
             .await
             .get("connected")
             .map(String::as_str)
@@ -278,7 +231,7 @@ async fn with_the_option_off_no_rule_is_ever_made() -> anyhow::Result<()> {
         "the failed join to 127.0.0.2 recorded",
         DEADLINE,
         || async {
-            let s = server_status(&sw).await;
+            let s = sw.server_status().await;
             s.get("connected").map(String::as_str) == Some("false") && s.contains_key("last_error")
         },
     )

@@ -18,24 +18,6 @@ use ctrmgrd_common::{Switch, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-async fn connected(sw: &Switch) -> bool {
-    match sw.state_db().await {
-        Ok(db) => {
-            db.get_entry("KUBERNETES_MASTER", "SERVER")
-                .await
-                .unwrap_or_default()
-                .get("connected")
-                .map(String::as_str)
-                == Some("true")
-        }
-        Err(_) => false,
-    }
-}
-
-async fn container_running(sw: &Switch, name: &str) -> bool {
-    matches!(sw.docker.inspect_container(name).await, Ok(Some(c)) if c.running)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f0_owner_local_while_kube_runs_brings_the_local_container_back_and_clears_the_label()
 -> anyhow::Result<()> {
@@ -55,13 +37,13 @@ async fn f0_owner_local_while_kube_runs_brings_the_local_container_back_and_clea
             && s.get("remote_state").map(String::as_str) == Some("running")
     })
     .await?;
-    assert!(container_running(&sw, &pod).await);
-    assert!(!container_running(&sw, sw.feature.as_str()).await);
+    assert!(sw.container_running(&pod).await);
+    assert!(!sw.container_running(sw.feature.as_str()).await);
 
     sw.set_feature_config(&[("set_owner", "local")]).await?;
     wait_for("local runs the feature again", DEADLINE, || async {
         sw.status_field("current_owner").await.as_deref() == Some("local")
-            && container_running(&sw, sw.feature.as_str()).await
+            && sw.container_running(sw.feature.as_str()).await
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{:?}", daemon.log.lines()))?;
@@ -73,7 +55,7 @@ async fn f0_owner_local_while_kube_runs_brings_the_local_container_back_and_clea
     })
     .await?;
     wait_for("the kubelet removed the pod", DEADLINE, || async {
-        !container_running(&sw, &pod).await
+        !sw.container_running(&pod).await
     })
     .await?;
     assert_eq!(
@@ -107,7 +89,7 @@ async fn f2_inactive_unit_is_left_alone_although_kube_owns_it_and_the_node_is_jo
         .await?;
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     wait_for("self-description labels on the node", DEADLINE, || async {
         sw.node_labels().contains_key("sonic_version")
     })
@@ -124,7 +106,7 @@ async fn f2_inactive_unit_is_left_alone_although_kube_owns_it_and_the_node_is_jo
         "{:?}",
         sw.node_labels()
     );
-    assert!(!container_running(&sw, &format!("k8s_{}", sw.feature)).await);
+    assert!(!sw.container_running(&format!("k8s_{}", sw.feature)).await);
     assert_eq!(daemon.log.count("Restarted"), 0, "{:?}", daemon.log.lines());
     assert_eq!(daemon.terminate().await?, sonic_daemon::Exit::Terminated);
     sw.teardown().await;
@@ -151,7 +133,7 @@ async fn f5_local_owner_with_current_owner_none_is_not_restarted() -> anyhow::Re
     // The kubelet registers the node again after the join.
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     wait_for("<f>_enabled=false on the node", DEADLINE, || async {
         sw.node_labels()
             .get(&sw.enabled_label())
@@ -180,7 +162,7 @@ async fn f5_local_owner_with_current_owner_none_is_not_restarted() -> anyhow::Re
         "{:?}",
         sw.services.commands()
     );
-    assert!(container_running(&sw, sw.feature.as_str()).await);
+    assert!(sw.container_running(sw.feature.as_str()).await);
     assert_eq!(daemon.log.count("Restarted"), 0, "{:?}", daemon.log.lines());
     assert_eq!(daemon.terminate().await?, sonic_daemon::Exit::Terminated);
     sw.teardown().await;

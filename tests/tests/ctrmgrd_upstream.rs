@@ -35,20 +35,12 @@
 
 mod ctrmgrd_common;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ctrmgrd_common::{KUBE_VERSION, LOCAL_VERSION, NODE, RunningDaemon, Switch, wait_for};
-use sonic_daemon::report::MemoryLog;
-use sonic_daemon::services::SystemClock;
-use sonic_daemon::wiring::{Outside, open_databases};
-use sonic_daemon::{Exit, Options, run};
-use sonic_db::{Fields, SonicDbConfig};
-use sonic_docker_adapter::{BollardRuntime, DockerClient};
-use sonic_feature_core::model::RemoteCtrConfig;
-use sonic_kube_adapter::{KubeNodeCluster, KubeSettings};
-use tokio::sync::mpsc;
+use sonic_daemon::Exit;
+use sonic_db::Fields;
 use tokio::task::JoinHandle;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -71,46 +63,6 @@ fn timers(join_latency_on_boot: u64, revert_to_local_on_wait: u64) -> String {
     )
 }
 
-/// ctrmgrd in-process on `sw` with these timers (also written to the switch's timers file,
-/// which the `container` binary reads) and these Kubernetes settings.
-async fn start_daemon_with_timers(
-    sw: &Switch,
-    timers: &str,
-    kube: KubeSettings,
-) -> anyhow::Result<RunningDaemon> {
-    std::fs::write(&sw.timers_path, timers)?;
-    let cfg = SonicDbConfig::load(sw.redis.database_config_path())?;
-    let dbs = open_databases(&cfg).await?;
-    let docker = Arc::new(BollardRuntime::new(DockerClient::new(&sw.docker_host)?));
-    let cluster = KubeNodeCluster::new(kube, sw.runner.clone());
-    let outside = Outside {
-        runtime: docker.clone(),
-        images: docker,
-        cluster: Arc::new(cluster),
-        services: sw.services.clone(),
-        clock: Arc::new(SystemClock::new()),
-    };
-    let ports = dbs.ports(outside);
-    let mut options = Options::new(RemoteCtrConfig::from_json_str(timers)?, SONIC_VERSION);
-    options.timers_file = Some(sw.timers_path.clone());
-    options.retry_max = Duration::from_secs(2);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let log = MemoryLog::new();
-    let handle = tokio::spawn(run(
-        dbs.sources,
-        ports,
-        dbs.instances.clone(),
-        options,
-        Arc::new(log.clone()),
-        rx,
-    ));
-    Ok(RunningDaemon {
-        control: tx,
-        handle,
-        log,
-    })
-}
-
 /// A kubelet that registers the node again after a join or reset deleted it, but runs no pods:
 /// the master deploys nothing for the feature, so a kube deployment never comes (back).
 fn start_node_only_kubelet(sw: &Switch) -> JoinHandle<()> {
@@ -125,23 +77,8 @@ fn start_node_only_kubelet(sw: &Switch) -> JoinHandle<()> {
     })
 }
 
-/// STATE_DB `KUBERNETES_MASTER|SERVER` (empty while unreadable or absent).
-async fn server_status(sw: &Switch) -> Fields {
-    match sw.state_db().await {
-        Ok(db) => db
-            .get_entry("KUBERNETES_MASTER", "SERVER")
-            .await
-            .unwrap_or_default(),
-        Err(_) => Fields::new(),
-    }
-}
-
 async fn server_field(sw: &Switch, field: &str) -> Option<String> {
-    server_status(sw).await.get(field).cloned()
-}
-
-async fn connected(sw: &Switch) -> bool {
-    server_field(sw, "connected").await.as_deref() == Some("true")
+    sw.server_status().await.get(field).cloned()
 }
 
 /// STATE_DB `KUBE_LABELS|SET`, the labels the switch wants on its node.
@@ -150,18 +87,6 @@ async fn desired_labels(sw: &Switch) -> Fields {
         Ok(db) => db.get_entry("KUBE_LABELS", "SET").await.unwrap_or_default(),
         Err(_) => Fields::new(),
     }
-}
-
-async fn set_desired(sw: &Switch, pairs: &[(&str, &str)]) -> anyhow::Result<()> {
-    let f: Fields = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    sw.state_db()
-        .await?
-        .mod_entry("KUBE_LABELS", "SET", &f)
-        .await?;
-    Ok(())
 }
 
 async fn set_state(sw: &Switch, pairs: &[(&str, &str)]) -> anyhow::Result<()> {
@@ -174,10 +99,6 @@ async fn set_state(sw: &Switch, pairs: &[(&str, &str)]) -> anyhow::Result<()> {
         .mod_entry("FEATURE", sw.feature.as_str(), &f)
         .await?;
     Ok(())
-}
-
-async fn container_running(sw: &Switch, name: &str) -> bool {
-    matches!(sw.docker.inspect_container(name).await, Ok(Some(c)) if c.running)
 }
 
 fn node_label(sw: &Switch, key: &str) -> Option<String> {
@@ -277,7 +198,9 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
     sw.start_kubelet();
 
     let started = Instant::now();
-    let daemon = start_daemon_with_timers(&sw, &timers(LATENCY.as_secs(), 60), kube).await?;
+    let daemon = sw
+        .start_daemon_timed(&timers(LATENCY.as_secs(), 60), kube)
+        .await?;
     wait_for("ctrmgrd subscribed to its tables", DEADLINE, || async {
         subscribed_patterns(&sw) >= DAEMON_PATTERNS
     })
@@ -296,9 +219,9 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
         story(&sw, &daemon)
     );
     assert!(
-        server_status(&sw).await.is_empty(),
+        sw.server_status().await.is_empty(),
         "{:?}",
-        server_status(&sw).await
+        sw.server_status().await
     );
     let ca_path = "/api/v1/namespaces/default/configmaps/kube-root-ca.crt";
     assert_eq!(master_requests(&sw, "GET", ca_path), 0);
@@ -310,7 +233,7 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
         .await?;
 
     wait_for("the first join failed and recorded", DEADLINE, || async {
-        server_status(&sw).await.contains_key("last_error")
+        sw.server_status().await.contains_key("last_error")
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
@@ -319,7 +242,7 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
         "joined {:?} after the start, before the boot latency",
         started.elapsed()
     );
-    let failed = server_status(&sw).await;
+    let failed = sw.server_status().await;
     assert_eq!(
         failed.get("connected").map(String::as_str),
         Some("false"),
@@ -336,12 +259,12 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
 
     sw.runner.fail_join.store(false, Ordering::SeqCst);
     wait_for("connected=true after the retry", DEADLINE, || {
-        connected(&sw)
+        sw.connected()
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     assert!(sw.runner.joins() >= 2);
-    let joined = server_status(&sw).await;
+    let joined = sw.server_status().await;
     assert_eq!(
         joined.get("ip").map(String::as_str),
         Some("127.0.0.1"),
@@ -385,7 +308,7 @@ async fn sv0_boot_waits_the_latency_takes_the_insecure_update_retries_a_failed_j
     // The node registers shortly after `kubeadm join` returns; a label push that came first is
     // retried, and its problem cleared once it succeeds.
     wait_for("no problem left in the server status", DEADLINE, || async {
-        !server_status(&sw).await.contains_key("last_error")
+        !sw.server_status().await.contains_key("last_error")
     })
     .await?;
     assert_eq!(
@@ -423,15 +346,16 @@ async fn sv1_update_time_present_means_a_daemon_restart_and_the_join_comes_at_on
         .await?;
     sw.start_kubelet();
     let started = Instant::now();
-    let daemon =
-        start_daemon_with_timers(&sw, &timers(LATENCY, 60), sw.kube_settings.clone()).await?;
+    let daemon = sw
+        .start_daemon_timed(&timers(LATENCY, 60), sw.kube_settings.clone())
+        .await?;
     // The shipped boot latency (300 s) does not apply: the join comes at once.
-    wait_for("connected=true", Duration::from_secs(60), || connected(&sw))
+    wait_for("connected=true", Duration::from_secs(60), || sw.connected())
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     assert!(started.elapsed() < Duration::from_secs(LATENCY));
     assert!(sw.runner.joins() >= 1, "{}", story(&sw, &daemon));
-    let joined = server_status(&sw).await;
+    let joined = sw.server_status().await;
     assert_eq!(
         joined.get("ip").map(String::as_str),
         Some("127.0.0.1"),
@@ -468,7 +392,7 @@ async fn sv2_disable_after_the_join_resets_the_node_and_records_disconnected() -
     .await?;
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     wait_for("sonic_version on the node", DEADLINE, || async {
         node_label(&sw, "sonic_version").as_deref() == Some(SONIC_VERSION)
     })
@@ -491,7 +415,7 @@ async fn sv2_disable_after_the_join_resets_the_node_and_records_disconnected() -
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
-    let status = server_status(&sw).await;
+    let status = sw.server_status().await;
     assert_eq!(
         status.get("ip").map(String::as_str),
         Some("127.0.0.1"),
@@ -524,7 +448,7 @@ async fn sv2_disable_after_the_join_resets_the_node_and_records_disconnected() -
     config
         .mod_entry("KUBERNETES_MASTER", "SERVER", &disable)
         .await?;
-    set_desired(&sw, &[("after_reset", "x")]).await?;
+    sw.set_desired_labels(&[("after_reset", "x")]).await?;
     wait_for("the desired label stored", DEADLINE, || async {
         desired_labels(&sw).await.contains_key("after_reset")
     })
@@ -545,7 +469,7 @@ async fn sv2_disable_after_the_join_resets_the_node_and_records_disconnected() -
     );
     // Leaving the master does not touch the running feature.
     assert_eq!(sw.services.commands(), units_before);
-    assert!(container_running(&sw, sw.feature.as_str()).await);
+    assert!(sw.container_running(sw.feature.as_str()).await);
     assert_eq!(daemon.log.count("Restarted"), 0, "{:?}", daemon.log.lines());
     assert_eq!(daemon.terminate().await?, Exit::Terminated);
     sw.teardown().await;
@@ -641,7 +565,7 @@ async fn f3_running_deployment_is_marked_good_only_after_the_timer_and_its_image
     })
     .await?;
     assert_eq!(sw.image_id(&kube_ref).await.as_ref(), Some(&kube_id));
-    assert!(container_running(&sw, &format!("k8s_{}", sw.feature)).await);
+    assert!(sw.container_running(&format!("k8s_{}", sw.feature)).await);
     // The node says which version runs (M7) and that the feature is enabled.
     wait_for("<f>_2.0.0_enabled=true on the node", DEADLINE, || async {
         node_label(&sw, &format!("{}_{KUBE_VERSION}_enabled", sw.feature)).as_deref()
@@ -685,8 +609,10 @@ async fn f4_stopped_to_none_with_fallback_allowed_restarts_at_once_to_the_local_
         .await?;
     let kubelet = start_node_only_kubelet(&sw);
     // `container wait` gives a missing deployment 3 s.
-    let daemon = start_daemon_with_timers(&sw, &timers(0, 3), sw.kube_settings.clone()).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    let daemon = sw
+        .start_daemon_timed(&timers(0, 3), sw.kube_settings.clone())
+        .await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     deployment_stopped(&sw).await?;
     // The unit is down with kube stopped: ctrmgrd starts it again for kube (upstream's
     // kube-upgrade restart); `container start` runs nothing locally (connected, stopped).
@@ -706,7 +632,7 @@ async fn f4_stopped_to_none_with_fallback_allowed_restarts_at_once_to_the_local_
             daemon.log.count("Restarted f4snmp to switch to local") == 1
                 && s.get("current_owner").map(String::as_str) == Some("local")
                 && s.get("system_state").map(String::as_str) == Some("up")
-                && container_running(&sw, sw.feature.as_str()).await
+                && sw.container_running(sw.feature.as_str()).await
         },
     )
     .await
@@ -760,8 +686,10 @@ async fn f4_stopped_to_none_without_fallback_restarts_nothing() -> anyhow::Resul
     ])
     .await?;
     let kubelet = start_node_only_kubelet(&sw);
-    let daemon = start_daemon_with_timers(&sw, &timers(0, 3), sw.kube_settings.clone()).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    let daemon = sw
+        .start_daemon_timed(&timers(0, 3), sw.kube_settings.clone())
+        .await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     deployment_stopped(&sw).await?;
     wait_for(
         "restarted for kube and waiting for a deployment",
@@ -787,7 +715,7 @@ async fn f4_stopped_to_none_without_fallback_restarts_nothing() -> anyhow::Resul
         "{}",
         story(&sw, &daemon)
     );
-    assert!(!container_running(&sw, sw.feature.as_str()).await);
+    assert!(!sw.container_running(sw.feature.as_str()).await);
     let s = sw.status().await;
     assert_eq!(
         s.get("current_owner").map(String::as_str),
@@ -815,7 +743,7 @@ async fn l0_connected_node_gets_the_desired_labels_and_their_changes() -> anyhow
     let mut sw = Switch::new("l0snmp").await?;
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     wait_for("sonic_version on the node", DEADLINE, || async {
         node_label(&sw, "sonic_version").as_deref() == Some(SONIC_VERSION)
     })
@@ -829,7 +757,8 @@ async fn l0_connected_node_gets_the_desired_labels_and_their_changes() -> anyhow
         .collect();
     sw.kube.store().set_node_labels(NODE, &pairs)?;
 
-    set_desired(&sw, &[("foo", "bar"), ("hello", "world")]).await?;
+    sw.set_desired_labels(&[("foo", "bar"), ("hello", "world")])
+        .await?;
     wait_for("foo=bar, hello=world on the node", DEADLINE, || async {
         node_label(&sw, "foo").as_deref() == Some("bar")
             && node_label(&sw, "hello").as_deref() == Some("world")
@@ -837,7 +766,7 @@ async fn l0_connected_node_gets_the_desired_labels_and_their_changes() -> anyhow
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
 
-    set_desired(&sw, &[("foo", "baz")]).await?;
+    sw.set_desired_labels(&[("foo", "baz")]).await?;
     sw.state_db()
         .await?
         .hdel("KUBE_LABELS", "SET", &["hello"])
@@ -856,7 +785,7 @@ async fn l0_connected_node_gets_the_desired_labels_and_their_changes() -> anyhow
         node_label(&sw, "sonic_version").as_deref(),
         Some(SONIC_VERSION)
     );
-    assert!(!server_status(&sw).await.contains_key("last_error"));
+    assert!(!sw.server_status().await.contains_key("last_error"));
     assert_eq!(daemon.terminate().await?, Exit::Terminated);
     sw.teardown().await;
     Ok(())
@@ -869,12 +798,12 @@ async fn l1_disconnected_node_gets_no_labels_until_a_join_succeeds() -> anyhow::
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
     wait_for("a failed join recorded", DEADLINE, || async {
-        let s = server_status(&sw).await;
+        let s = sw.server_status().await;
         s.get("connected").map(String::as_str) == Some("false") && s.contains_key("last_error")
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
-    set_desired(&sw, &[("foo", "bar")]).await?;
+    sw.set_desired_labels(&[("foo", "bar")]).await?;
     wait_for("the desired label stored", DEADLINE, || async {
         desired_labels(&sw).await.get("foo").map(String::as_str) == Some("bar")
     })
@@ -885,10 +814,10 @@ async fn l1_disconnected_node_gets_no_labels_until_a_join_succeeds() -> anyhow::
     assert!(sw.runner.joins() > joins, "joins are retried");
     assert_eq!(label_patches(&sw), 0, "{}", story(&sw, &daemon));
     assert_eq!(node_label(&sw, "foo"), None);
-    assert!(!connected(&sw).await);
+    assert!(!sw.connected().await);
 
     sw.runner.fail_join.store(false, Ordering::SeqCst);
-    wait_for("joined", DEADLINE, || connected(&sw)).await?;
+    wait_for("joined", DEADLINE, || sw.connected()).await?;
     wait_for(
         "foo=bar and the self-description on the node",
         DEADLINE,
@@ -900,7 +829,7 @@ async fn l1_disconnected_node_gets_no_labels_until_a_join_succeeds() -> anyhow::
     .await
     .map_err(|e| anyhow::anyhow!("{e:#}\n{}", story(&sw, &daemon)))?;
     assert!(label_patches(&sw) >= 1);
-    assert!(!server_status(&sw).await.contains_key("last_error"));
+    assert!(!sw.server_status().await.contains_key("last_error"));
     assert_eq!(daemon.terminate().await?, Exit::Terminated);
     sw.teardown().await;
     Ok(())

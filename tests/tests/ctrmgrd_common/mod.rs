@@ -440,10 +440,43 @@ impl Switch {
         abort_after: Option<u64>,
         abort_before: Option<u64>,
     ) -> anyhow::Result<RunningDaemon> {
+        self.start_daemon_configured(
+            TIMERS,
+            self.kube_settings.clone(),
+            self.runner.clone(),
+            abort_after,
+            abort_before,
+        )
+        .await
+    }
+
+    /// Starts ctrmgrd in-process with the timers `timers` and the Kubernetes settings `kube`
+    /// (see [`Switch::start_daemon_configured`]), with the switch's node programs.
+    pub async fn start_daemon_timed(
+        &self,
+        timers: &str,
+        kube: KubeSettings,
+    ) -> anyhow::Result<RunningDaemon> {
+        self.start_daemon_configured(timers, kube, self.runner.clone(), None, None)
+            .await
+    }
+
+    /// Starts ctrmgrd in-process with the timers `timers` (JSON of `remote_ctr.config.json`,
+    /// also written to the switch's timers file), the Kubernetes settings `kube` and the node
+    /// programs `node`.
+    pub async fn start_daemon_configured(
+        &self,
+        timers: &str,
+        kube: KubeSettings,
+        node: Arc<dyn CommandRunner>,
+        abort_after: Option<u64>,
+        abort_before: Option<u64>,
+    ) -> anyhow::Result<RunningDaemon> {
+        std::fs::write(&self.timers_path, timers)?;
         let cfg = SonicDbConfig::load(self.redis.database_config_path())?;
         let dbs = open_databases(&cfg).await?;
         let docker = Arc::new(BollardRuntime::new(DockerClient::new(&self.docker_host)?));
-        let cluster = KubeNodeCluster::new(self.kube_settings.clone(), self.runner.clone());
+        let cluster = KubeNodeCluster::new(kube, node);
         let outside = Outside {
             runtime: docker.clone(),
             images: docker,
@@ -452,7 +485,7 @@ impl Switch {
             clock: Arc::new(SystemClock::new()),
         };
         let ports = dbs.ports(outside);
-        let mut options = Options::new(RemoteCtrConfig::from_json_str(TIMERS)?, "20201230.111");
+        let mut options = Options::new(RemoteCtrConfig::from_json_str(timers)?, "20201230.111");
         options.timers_file = Some(self.timers_path.clone());
         options.abort_after_actions = abort_after;
         options.abort_before_action = abort_before;
@@ -472,6 +505,45 @@ impl Switch {
             handle,
             log,
         })
+    }
+
+    /// STATE_DB `KUBERNETES_MASTER|SERVER` (empty while unreadable or absent).
+    pub async fn server_status(&self) -> Fields {
+        match self.state_db().await {
+            Ok(db) => db
+                .get_entry("KUBERNETES_MASTER", "SERVER")
+                .await
+                .unwrap_or_default(),
+            Err(_) => Fields::new(),
+        }
+    }
+
+    /// Whether STATE_DB says the node is joined (`connected=true`).
+    pub async fn connected(&self) -> bool {
+        self.server_status()
+            .await
+            .get("connected")
+            .map(String::as_str)
+            == Some("true")
+    }
+
+    /// Adds `pairs` to STATE_DB `KUBE_LABELS|SET`, the labels the switch wants on its node
+    /// (what `config kubernetes label add` writes).
+    pub async fn set_desired_labels(&self, pairs: &[(&str, &str)]) -> anyhow::Result<()> {
+        let f: Fields = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.state_db()
+            .await?
+            .mod_entry("KUBE_LABELS", "SET", &f)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether container `name` exists and runs.
+    pub async fn container_running(&self, name: &str) -> bool {
+        matches!(self.docker.inspect_container(name).await, Ok(Some(c)) if c.running)
     }
 
     /// The image id `<repo>:<tag>` points at, if any.
