@@ -861,6 +861,22 @@ pub enum UpWait {
     },
 }
 
+/// The `system_state` of a feature that may run on the host and in ASIC namespaces (one
+/// STATE_DB `FEATURE|<f>` entry per place): the places that have an entry count; `None` when
+/// none has, `Up` when all of them are up, else `Down` (an instance still to start).
+pub fn system_state_everywhere<'a>(
+    statuses: impl IntoIterator<Item = &'a FeatureStatus>,
+) -> Option<SystemState> {
+    let mut seen = None;
+    for state in statuses.into_iter().filter_map(|s| s.system_state) {
+        if state != SystemState::Up {
+            return Some(state);
+        }
+        seen = Some(state);
+    }
+    seen
+}
+
 /// Decides whether `restore --wait-up` may restore the fallback settings now: a feature is up
 /// once STATE_DB `system_state` is `up` (its `container start` ran; a missing status is down).
 /// `now` and `deadline` are the caller's monotonic clock.

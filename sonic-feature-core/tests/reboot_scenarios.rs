@@ -19,6 +19,7 @@ use sonic_feature_core::reboot::{
     CarryState, CarryStateError, FeatureContainers, HostFacts, InstalledUnit, RebootKind,
     RebootPaths, RestoreAction, SavedFallback, UpWait, await_up, awaited_features,
     plan_prepare_reboot, plan_reinstall, plan_restore, plan_restore_fallback,
+    system_state_everywhere,
 };
 
 type Feature = (FeatureName, FeatureConfig, FeatureStatus);
@@ -705,4 +706,31 @@ fn reboot_kinds_parse_in_any_case_and_only_warm_and_fast_force_fallback() {
     assert_eq!(RebootKind::parse("soft"), None);
     assert!(RebootKind::Warm.forces_fallback() && RebootKind::Fast.forces_fallback());
     assert!(!RebootKind::Cold.forces_fallback());
+}
+
+#[test]
+fn a_feature_with_asic_instances_is_up_only_when_every_place_with_an_entry_is_up() {
+    let st = |s: Option<SystemState>| FeatureStatus {
+        system_state: s,
+        ..FeatureStatus::default()
+    };
+    let (up, down, none) = (
+        st(Some(SystemState::Up)),
+        st(Some(SystemState::Down)),
+        st(None),
+    );
+    // Host only, or instances only (no host entry): the places that have an entry decide.
+    assert_eq!(system_state_everywhere([&up]), Some(SystemState::Up));
+    assert_eq!(
+        system_state_everywhere([&none, &up, &up]),
+        Some(SystemState::Up)
+    );
+    // One instance still down (or stopped): not up yet.
+    assert_eq!(
+        system_state_everywhere([&none, &up, &down]),
+        Some(SystemState::Down)
+    );
+    // No entry anywhere: never started.
+    assert_eq!(system_state_everywhere([&none, &none]), None);
+    assert_eq!(system_state_everywhere([]), None);
 }

@@ -13,7 +13,7 @@ use sonic_feature_core::reboot::RebootKind;
 use crate::reboot::RebootError;
 use crate::reboot::options::{PathFlags, RebootOptions};
 use crate::reboot::prepare::{carry_list_text, prepare};
-use crate::reboot::restore::restore;
+use crate::reboot::restore::restore_on;
 use crate::reboot::runner::TokioRunner;
 use crate::reboot::write_atomic;
 
@@ -207,7 +207,21 @@ pub async fn run(cli: &RebootCli) -> Result<(), RebootError> {
             let file = from
                 .clone()
                 .unwrap_or_else(|| opts.paths.state_file.clone());
-            let done = restore(&file, *wait_up, &opts, &store, &TokioRunner, &mut log).await?;
+            // Multi-ASIC: the instances keep their status in their namespace's STATE_DB.
+            let mut asics = Vec::new();
+            for ns in dbs.asic_namespaces() {
+                asics.push(RedisFeatureStore::open(&dbs, &ns).await?);
+            }
+            let done = restore_on(
+                &file,
+                *wait_up,
+                &opts,
+                &store,
+                &asics,
+                &TokioRunner,
+                &mut log,
+            )
+            .await?;
             if done.failures.is_empty() {
                 Ok(())
             } else {

@@ -18,7 +18,7 @@ use sonic_feature_core::model::{FeatureConfig, FeatureName, FeatureStatus, Times
 use sonic_feature_core::ports::FeatureStore;
 use sonic_feature_core::reboot::{
     CarryState, RestoreAction, UpWait, await_up, awaited_features, plan_reinstall,
-    plan_restore_fallback,
+    plan_restore_fallback, system_state_everywhere,
 };
 
 use crate::install::render::has_marker;
@@ -40,11 +40,29 @@ pub struct Restored {
 
 /// Restores from `state_file`. `wait_up`: how long at most to wait for the features whose
 /// setting goes back to come up (`None`: do not wait, restore at once).
+// The kube-reboot binary compiles this module too and calls [`restore_on`] only.
+#[allow(dead_code)]
 pub async fn restore<R: CommandRunner>(
     state_file: &Path,
     wait_up: Option<Duration>,
     opts: &RebootOptions,
     store: &RedisFeatureStore,
+    runner: &R,
+    log: &mut dyn FnMut(&str),
+) -> Result<Restored, RebootError> {
+    restore_on(state_file, wait_up, opts, store, &[], runner, log).await
+}
+
+/// [`restore`] on a multi-ASIC switch: `asics` are the STATE_DBs of the ASIC namespaces, where
+/// the instances of a feature keep their status (`--wait-up` waits until the feature is up in
+/// every place that has an entry for it: the host and each ASIC).
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_on<R: CommandRunner>(
+    state_file: &Path,
+    wait_up: Option<Duration>,
+    opts: &RebootOptions,
+    store: &RedisFeatureStore,
+    asics: &[RedisFeatureStore],
     runner: &R,
     log: &mut dyn FnMut(&str),
 ) -> Result<Restored, RebootError> {
@@ -87,7 +105,7 @@ pub async fn restore<R: CommandRunner>(
             let current = read_configs(&state, store).await?;
             plan_restore_fallback(&state, &current)
         }
-        Some(limit) => wait_for_features(&state, started, limit, opts, store, log).await?,
+        Some(limit) => wait_for_features(&state, started, limit, opts, store, asics, log).await?,
     };
     for n in &fallback_notes {
         log(&format!("note: {n}"));
@@ -160,13 +178,22 @@ async fn read_configs(
     Ok(current)
 }
 
+/// The status of each feature as the core's `await_up` reads it: the host's entry, with its
+/// `system_state` taken over every place that has an entry (host and ASIC namespaces).
 async fn read_statuses(
     features: &[FeatureName],
     store: &RedisFeatureStore,
+    asics: &[RedisFeatureStore],
 ) -> Result<BTreeMap<FeatureName, FeatureStatus>, RebootError> {
     let mut statuses = BTreeMap::new();
     for f in features {
-        statuses.insert(f.clone(), store.feature_status(f).await?);
+        let mut here = vec![store.feature_status(f).await?];
+        for asic in asics {
+            here.push(asic.feature_status(f).await?);
+        }
+        let mut status = here[0].clone();
+        status.system_state = system_state_everywhere(&here);
+        statuses.insert(f.clone(), status);
     }
     Ok(statuses)
 }
@@ -189,6 +216,7 @@ async fn wait_for_features(
     limit: Duration,
     opts: &RebootOptions,
     store: &RedisFeatureStore,
+    asics: &[RedisFeatureStore],
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<RestoreAction>, Vec<String>), RebootError> {
     let deadline = Timestamp::from_millis(0).plus(limit);
@@ -201,7 +229,7 @@ async fn wait_for_features(
             let current = read_configs(state, store).await?;
             let (fallback, notes) = plan_restore_fallback(state, &current);
             let (awaited, awaited_notes) = awaited_features(&fallback, &current);
-            let statuses = read_statuses(&awaited, store).await?;
+            let statuses = read_statuses(&awaited, store, asics).await?;
             Ok::<_, RebootError>((fallback, notes, awaited, awaited_notes, statuses))
         };
         match read.await {
@@ -564,6 +592,71 @@ mod tests {
             ]
         );
         assert!(trace[0].starts_with("reinstall ") && trace[1].starts_with("reinstall "));
+    }
+
+    #[tokio::test]
+    async fn wait_up_on_a_multi_asic_switch_waits_until_every_asic_instance_is_up() {
+        let w = world();
+        up(&w.redis, "telemetry");
+        let store = open_store(&w).await;
+        // Two ASIC namespaces: snmp runs per ASIC, with no entry in the host's STATE_DB.
+        let asic_servers: Vec<RedisServer> = (0..2)
+            .map(|_| RedisServer::start().expect("redis-server must start"))
+            .collect();
+        let mut asics = Vec::new();
+        for server in &asic_servers {
+            let dbs = SonicDbConfig::from_paths(server.database_config_path(), None).unwrap();
+            asics.push(
+                RedisFeatureStore::open(&dbs, &sonic_db::Namespace::Host)
+                    .await
+                    .unwrap(),
+            );
+        }
+        up(&asic_servers[0], "snmp");
+        hset(
+            &asic_servers[1],
+            STATE_DB,
+            "FEATURE|snmp",
+            &[("system_state", "down")],
+        );
+        let rec = Recorder::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut log = |l: &str| {
+            let _ = tx.send(l.to_owned());
+        };
+        let run = restore_on(
+            &w.opts.paths.state_file,
+            Some(Duration::from_secs(60)),
+            &w.opts,
+            &store,
+            &asics,
+            &rec,
+            &mut log,
+        );
+        let drive = async {
+            let seen = lines_until(&mut rx, "waiting for snmp ").await;
+            assert_eq!(
+                no_fallback(&w.redis, "snmp").as_deref(),
+                Some("false"),
+                "{seen:?}"
+            );
+            // Still waiting a few polls later: asic1's instance is down.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(no_fallback(&w.redis, "snmp").as_deref(), Some("false"));
+            up(&asic_servers[1], "snmp");
+            Instant::now()
+        };
+        let (done, up_at) = tokio::join!(run, drive);
+        let done = done.unwrap();
+        assert!(up_at.elapsed() < Duration::from_secs(5));
+        assert!(done.failures.is_empty(), "{:?}", done.failures);
+        assert!(
+            !done.notes.iter().any(|n| n.contains("deadline")),
+            "{:?}",
+            done.notes
+        );
+        assert_eq!(no_fallback(&w.redis, "snmp").as_deref(), Some("true"));
+        assert_eq!(no_fallback(&w.redis, "telemetry").as_deref(), Some("true"));
     }
 
     #[tokio::test]
