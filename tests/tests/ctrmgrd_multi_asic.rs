@@ -20,8 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use ctrmgrd_common::{
-    KUBE_VERSION, LOCAL_VERSION, NODE, REGISTRY, RunningDaemon, TIMERS, feature_image, node_paths,
-    wait_for,
+    KUBE_VERSION, LOCAL_VERSION, NODE, REGISTRY, RunningDaemon, TIMERS, wait_for,
 };
 use sonic_daemon::instances::Instances;
 use sonic_daemon::report::MemoryLog;
@@ -36,9 +35,10 @@ use sonic_feature_core::model::{ContainerId, FeatureName, RemoteCtrConfig, SetOw
 use sonic_feature_core::ports::FeatureStore;
 use sonic_feature_core::startup::StartupArgs;
 use sonic_kube_adapter::{
-    CommandError, CommandOutput, CommandRunner, CommandSpec, KubeNodeCluster, KubeSettings,
+    CommandError, CommandOutput, CommandRunner, CommandSpec, KubeNodeCluster, KubePaths,
+    KubeSettings,
 };
-use sonic_tests::docker::{build_image, docker_host};
+use sonic_tests::docker::{ImageSpec, build_image, docker_host};
 use sonic_tests::fake_kube::FakeKube;
 use sonic_tests::redis::MultiAsicRedis;
 use sonic_tests::service_manager::{EmulatedServiceManager, workspace_binary};
@@ -108,7 +108,16 @@ impl MultiAsicSwitch {
         let docker = DockerClient::new(&docker_host)?;
         let feature = FeatureName::parse(feature)?;
 
-        let paths = node_paths(dir.path(), &kube)?;
+        let mut paths = KubePaths::under(dir.path());
+        std::fs::create_dir_all(paths.client_cert.parent().unwrap())?;
+        let id = kube.client_identity(NODE)?;
+        std::fs::write(&paths.client_cert, &id.cert_pem)?;
+        std::fs::write(&paths.client_key, &id.key_pem)?;
+        let bundle = dir.path().join("master-ca.pem");
+        std::fs::write(&bundle, kube.ca_pem().context("ca")?)?;
+        paths.ca_bundle = Some(bundle);
+        std::fs::create_dir_all(paths.flannel_conflist.parent().unwrap())?;
+        std::fs::write(&paths.flannel_conflist, r#"{"name":"cbr0"}"#)?;
         let node = Arc::new(Node {
             kubelet_config: paths.kubelet_config.clone(),
         });
@@ -117,9 +126,19 @@ impl MultiAsicSwitch {
         kube_settings.ca_fetch_timeout = Duration::from_secs(3);
 
         // One image for every instance (HLD: "share the same image with only runtime
-        // differences").
+        // differences"); the idle script ends on SIGTERM at once.
         let local_image = format!("docker-{feature}");
-        let spec = |v: &str| feature_image(&feature, v);
+        let spec = |v: &str| {
+            ImageSpec::new()
+                .env("IMAGE_VERSION", v)
+                .file(
+                    "/usr/bin/idle",
+                    b"#!/bin/sh\ntrap 'exit 0' TERM\nsleep 100000 &\nwait\n".to_vec(),
+                    0o755,
+                )
+                .cmd(["/usr/bin/idle"])
+                .label("org.sonic-tests.feature", feature.as_str())
+        };
         let local_id = build_image(
             &docker_host,
             &format!("{local_image}:{LOCAL_VERSION}"),

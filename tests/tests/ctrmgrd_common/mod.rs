@@ -52,37 +52,6 @@ pub const TIMERS: &str = r#"{
     "use_k8s_as_http_proxy": "n"
 }"#;
 
-/// The node side of a switch under `dir`: kubeadm's paths, the node's client certificate and
-/// key issued by `kube`, the master's CA as the trusted bundle and flannel's CNI file.
-pub fn node_paths(dir: &Path, kube: &FakeKube) -> anyhow::Result<KubePaths> {
-    let mut paths = KubePaths::under(dir);
-    std::fs::create_dir_all(paths.client_cert.parent().unwrap())?;
-    let id = kube.client_identity(NODE)?;
-    std::fs::write(&paths.client_cert, &id.cert_pem)?;
-    std::fs::write(&paths.client_key, &id.key_pem)?;
-    let bundle = dir.join("master-ca.pem");
-    std::fs::write(&bundle, kube.ca_pem().context("ca")?)?;
-    paths.ca_bundle = Some(bundle);
-    std::fs::create_dir_all(paths.flannel_conflist.parent().unwrap())?;
-    std::fs::write(&paths.flannel_conflist, r#"{"name":"cbr0"}"#)?;
-    Ok(paths)
-}
-
-/// A feature image of version `v` (its `IMAGE_VERSION`), labelled with the feature for clean-up.
-/// The idle script stops on SIGTERM at once: a bare `sleep` as PID 1 ignores it, and every
-/// `docker stop` would wait docker's 10 s grace period.
-pub fn feature_image(feature: &FeatureName, v: &str) -> ImageSpec {
-    ImageSpec::new()
-        .env("IMAGE_VERSION", v)
-        .file(
-            "/usr/bin/idle",
-            b"#!/bin/sh\ntrap 'exit 0' TERM\nsleep 100000 &\nwait\n".to_vec(),
-            0o755,
-        )
-        .cmd(["/usr/bin/idle"])
-        .label("org.sonic-tests.feature", feature.as_str())
-}
-
 /// Polls `cond` every 50 ms until it holds or `deadline` passes; the error names `what`.
 pub async fn wait_for<F, Fut>(what: &str, deadline: Duration, mut cond: F) -> anyhow::Result<()>
 where
@@ -222,7 +191,16 @@ impl Switch {
         let feature = FeatureName::parse(feature)?;
 
         // Kubernetes side of the switch, under the temp dir.
-        let paths = node_paths(dir.path(), &kube)?;
+        let mut paths = KubePaths::under(dir.path());
+        std::fs::create_dir_all(paths.client_cert.parent().unwrap())?;
+        let id = kube.client_identity(NODE)?;
+        std::fs::write(&paths.client_cert, &id.cert_pem)?;
+        std::fs::write(&paths.client_key, &id.key_pem)?;
+        let bundle = dir.path().join("master-ca.pem");
+        std::fs::write(&bundle, kube.ca_pem().context("ca")?)?;
+        paths.ca_bundle = Some(bundle);
+        std::fs::create_dir_all(paths.flannel_conflist.parent().unwrap())?;
+        std::fs::write(&paths.flannel_conflist, r#"{"name":"cbr0"}"#)?;
         let runner = Arc::new(NodeCommands {
             kubelet_config: paths.kubelet_config.clone(),
             master: kube.store().clone(),
@@ -237,7 +215,19 @@ impl Switch {
         // Images and the local container, as the SONiC image ships them.
         let local_image = format!("docker-{feature}");
         let kube_image = format!("{REGISTRY}/docker-{feature}");
-        let spec = |v: &str| feature_image(&feature, v);
+        // The idle script stops on SIGTERM at once: a bare `sleep` as PID 1 ignores it, and
+        // every `docker stop` of the switch-over would wait docker's 10 s grace period.
+        let spec = |v: &str| {
+            ImageSpec::new()
+                .env("IMAGE_VERSION", v)
+                .file(
+                    "/usr/bin/idle",
+                    b"#!/bin/sh\ntrap 'exit 0' TERM\nsleep 100000 &\nwait\n".to_vec(),
+                    0o755,
+                )
+                .cmd(["/usr/bin/idle"])
+                .label("org.sonic-tests.feature", feature.as_str())
+        };
         let local_id = build_image(
             &docker_host,
             &format!("{local_image}:{LOCAL_VERSION}"),
