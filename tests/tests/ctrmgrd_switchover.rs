@@ -124,19 +124,35 @@ async fn killed_at(kill: Kill) -> anyhow::Result<bool> {
     sw.boot_feature().await?;
     sw.start_kubelet();
     let first = sw.start_daemon_with(after, before).await?;
+    let first_log = first.log.clone();
     let mut handle = first.handle;
     let killed = tokio::select! {
         r = &mut handle => matches!(r??, sonic_daemon::Exit::Aborted(_)),
-        r = assert_switched_to_kube(&sw, DEADLINE) => { r?; false }
+        r = assert_switched_to_kube(&sw, DEADLINE) => {
+            if let Err(e) = r {
+                anyhow::bail!(
+                    "before the kill: {e:#}\nstatus {:?}\nunits {:?}\nlog {:?}",
+                    sw.status().await,
+                    sw.services.unit_calls(),
+                    first_log.lines()
+                );
+            }
+            false
+        }
     };
     if !killed {
         let _ = first.control.send(sonic_daemon::Control::Terminate);
         let _ = handle.await;
     }
     let second = sw.start_daemon(None).await?;
-    assert_switched_to_kube(&sw, DEADLINE).await.map_err(|e| {
-        anyhow::anyhow!("after a kill at {kill:?}: {e:#}\n{:?}", second.log.lines())
-    })?;
+    if let Err(e) = assert_switched_to_kube(&sw, DEADLINE).await {
+        anyhow::bail!(
+            "after a kill at {kill:?}: {e:#}\nstatus {:?}\nunits {:?}\nlog {:?}",
+            sw.status().await,
+            sw.services.unit_calls(),
+            second.log.lines()
+        );
+    }
     second.terminate().await?;
     sw.teardown().await;
     Ok(killed)
