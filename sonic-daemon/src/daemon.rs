@@ -125,6 +125,8 @@ pub struct Options {
     /// Crash-test hook: stop right before starting the action with this number (1-based; the
     /// action is lost).
     pub abort_before_action: Option<u64>,
+    /// Log every action when it starts and how it ended ([`Level::Debug`]).
+    pub trace_actions: bool,
     /// Reconnect behaviour of the subscriptions.
     pub subscribe: SubscribeOptions,
     /// First delay before a failed reconcile or subscription is retried (doubled up to
@@ -143,6 +145,7 @@ impl Options {
             sonic_version: sonic_version.into(),
             abort_after_actions: None,
             abort_before_action: None,
+            trace_actions: false,
             subscribe: SubscribeOptions::default(),
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
@@ -366,6 +369,12 @@ pub async fn run(
             {
                 r.attempt = Attempt::Running;
             }
+            if d.options.trace_actions {
+                d.report.log(
+                    Level::Debug,
+                    &format!("action {} starts: {a:?}", d.executed + 1),
+                );
+            }
             inflight = Some(d.start(a));
         }
         if terminating && inflight.is_none() {
@@ -384,6 +393,21 @@ pub async fn run(
                 let (generation, action, executed) = *done;
                 inflight = None;
                 d.executed += 1;
+                if d.options.trace_actions {
+                    d.report.log(
+                        Level::Debug,
+                        &format!(
+                            "action {} ended: {:?}{}",
+                            d.executed,
+                            executed.event,
+                            executed
+                                .error
+                                .as_ref()
+                                .map(|e| format!(", error: {}", error_chain(e)))
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
                 if d.options.abort_after_actions == Some(d.executed) {
                     return Ok(Exit::Aborted(d.executed));
                 }

@@ -14,6 +14,8 @@ pub enum Level {
     Notice,
     /// Routine information.
     Info,
+    /// Each action and its outcome (only with [`crate::daemon::Options::trace_actions`]).
+    Debug,
 }
 
 /// Where log lines go.
@@ -95,6 +97,7 @@ impl LogSink for SyslogSink {
                 Level::Error => l.err(message),
                 Level::Notice => l.notice(message),
                 Level::Info => l.info(message),
+                Level::Debug => l.debug(message),
             };
         }
     }

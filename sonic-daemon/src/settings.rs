@@ -26,6 +26,8 @@ pub const ENV_ABORT_AFTER_ACTIONS: &str = "SONIC_CTRMGRD_ABORT_AFTER_ACTIONS";
 pub const ENV_ABORT_BEFORE_ACTION: &str = "SONIC_CTRMGRD_ABORT_BEFORE_ACTION";
 /// The `systemctl` program (default `systemctl`, found on `PATH`).
 pub const ENV_SYSTEMCTL: &str = "SONIC_CTRMGRD_SYSTEMCTL";
+/// `1`: log every action the daemon starts and how it ended (debug level).
+pub const ENV_TRACE_ACTIONS: &str = "SONIC_CTRMGRD_TRACE_ACTIONS";
 
 /// Upstream's path of the timers file.
 pub const DEFAULT_REMOTE_CTR_CONFIG: &str = "/etc/sonic/remote_ctr.config.json";
@@ -84,6 +86,8 @@ pub struct Settings {
     pub abort_before_action: Option<u64>,
     /// The `systemctl` program.
     pub systemctl: PathBuf,
+    /// Whether every action and its outcome is logged (debug level).
+    pub trace_actions: bool,
 }
 
 impl Settings {
@@ -130,6 +134,7 @@ impl Settings {
             abort_after_actions,
             abort_before_action,
             systemctl: path(ENV_SYSTEMCTL, "systemctl"),
+            trace_actions: var(ENV_TRACE_ACTIONS).as_deref() == Some("1"),
         })
     }
 
@@ -261,6 +266,7 @@ mod tests {
         );
         assert!(!s.skip_root_check);
         assert_eq!(s.abort_after_actions, None);
+        assert!(!s.trace_actions);
     }
 
     #[test]
@@ -273,6 +279,7 @@ mod tests {
                 (ENV_NODE_NAME, "Node-A"),
                 (ENV_SKIP_ROOT_CHECK, "1"),
                 (ENV_ABORT_AFTER_ACTIONS, "7"),
+                (ENV_TRACE_ACTIONS, "1"),
             ]),
             "ignored",
         )
@@ -286,6 +293,7 @@ mod tests {
         assert_eq!(s.kube.node_name, "node-a");
         assert!(s.skip_root_check);
         assert_eq!(s.abort_after_actions, Some(7));
+        assert!(s.trace_actions);
     }
 
     #[test]

@@ -95,6 +95,10 @@ struct Inner {
     log: StdMutex<Vec<String>>,
     unit_names: StdMutex<Option<UnitNames>>,
     unit_log: StdMutex<Vec<String>>,
+    /// When the manager was made: the timeline's zero.
+    born: Instant,
+    /// Every command, its outcome and every main process' end, with the time since `born`.
+    timeline: StdMutex<Vec<String>>,
 }
 
 /// Feature units emulated with the `container` binary.
@@ -148,6 +152,8 @@ impl EmulatedServiceManager {
                 log: StdMutex::new(Vec::new()),
                 unit_names: StdMutex::new(None),
                 unit_log: StdMutex::new(Vec::new()),
+                born: Instant::now(),
+                timeline: StdMutex::new(Vec::new()),
             }),
             supervisor: StdMutex::new(None),
         }
@@ -160,6 +166,21 @@ impl EmulatedServiceManager {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Every command with its start time and outcome, and how each main process ended, in
+    /// order (`+1.234s container start snmp`, `+1.301s ok`, ...): what a failing test prints.
+    pub fn timeline(&self) -> Vec<String> {
+        self.inner
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The time since the manager was made (the zero of [`Self::timeline`]).
+    pub fn since_start(&self) -> Duration {
+        self.inner.born.elapsed()
     }
 
     /// How many times `container <verb> <f>` ran.
@@ -272,10 +293,20 @@ async fn supervisor(inner: Weak<Inner>) {
 
 impl Inner {
     fn record(&self, what: String) {
+        self.note(&what);
         self.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(what);
+    }
+
+    /// Adds `what` to the timeline.
+    fn note(&self, what: &str) {
+        let at = self.born.elapsed().as_secs_f64();
+        self.timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("+{at:.3}s {what}"));
     }
 
     fn record_unit(&self, verb: &str, f: &FeatureName) {
@@ -311,7 +342,7 @@ impl Inner {
         let child = cmd
             .spawn()
             .map_err(|e| PortError::transient(format!("cannot run {what}")).with_source(e))?;
-        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+        let r = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
             Err(_) => Err(PortError::transient(format!(
                 "{what} did not finish within {:?}",
                 self.timeout
@@ -323,7 +354,12 @@ impl Inner {
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
             ))),
+        };
+        match &r {
+            Ok(()) => self.note(&format!("{what}: ok")),
+            Err(e) => self.note(&format!("{what}: {e}")),
         }
+        r
     }
 
     /// Whether the main process runs (a process that ended stays recorded until reaped).
@@ -337,7 +373,20 @@ impl Inner {
         if unit.main.is_none() || Self::running(unit) {
             return false;
         }
-        unit.main = None;
+        if let Some(mut main) = unit.main.take()
+            && let Ok(Some(status)) = main.try_wait()
+        {
+            let mut err = String::new();
+            if let Some(mut pipe) = main.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = tokio::time::timeout(Duration::from_secs(1), pipe.read_to_string(&mut err))
+                    .await;
+            }
+            self.note(&format!(
+                "container wait {f} ended by itself: {status} {}",
+                err.trim()
+            ));
+        }
         // The outcome is systemd's business only for the log; the unit is inactive either way.
         let _ = self.run("stop", f).await;
         true
@@ -366,7 +415,8 @@ impl Inner {
         }
         self.run("start", f).await?;
         let mut cmd = self.command("wait", f);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        // What it says when it ends by itself goes to the timeline.
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let child = cmd.spawn().map_err(|e| {
             PortError::transient(format!("cannot run container wait {f}")).with_source(e)
         })?;

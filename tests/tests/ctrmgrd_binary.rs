@@ -64,7 +64,7 @@ async fn sighup_reloads_the_timers_and_the_join_retry_follows_the_new_interval()
         "\"retry_join_interval_seconds\": 600",
     );
     assert_ne!(slow, ctrmgrd_common::TIMERS);
-    std::fs::write(&sw.timers_path, &slow)?;
+    sw.write_timers(&slow)?;
     sw.runner.fail_join.store(true, Ordering::SeqCst);
     let daemon = sw.start_real_daemon(&[]).await?;
     wait_for("the first join failed", DEADLINE, || async {
@@ -75,7 +75,7 @@ async fn sighup_reloads_the_timers_and_the_join_retry_follows_the_new_interval()
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(sw.runner.joins(), 1, "{}", daemon.log());
 
-    std::fs::write(&sw.timers_path, ctrmgrd_common::TIMERS)?;
+    sw.write_timers(ctrmgrd_common::TIMERS)?;
     daemon.signal(Signal::SIGHUP)?;
     // A retry every second now.
     wait_for("join retried every second", DEADLINE, || async {

@@ -131,9 +131,8 @@ async fn killed_at(kill: Kill) -> anyhow::Result<bool> {
         r = assert_switched_to_kube(&sw, DEADLINE) => {
             if let Err(e) = r {
                 anyhow::bail!(
-                    "before the kill: {e:#}\nstatus {:?}\nunits {:?}\nlog {:?}",
-                    sw.status().await,
-                    sw.services.unit_calls(),
+                    "before the kill: {e:#}\n{}\nlog {:#?}",
+                    diagnosis(&sw).await,
                     first_log.lines()
                 );
             }
@@ -147,15 +146,32 @@ async fn killed_at(kill: Kill) -> anyhow::Result<bool> {
     let second = sw.start_daemon(None).await?;
     if let Err(e) = assert_switched_to_kube(&sw, DEADLINE).await {
         anyhow::bail!(
-            "after a kill at {kill:?}: {e:#}\nstatus {:?}\nunits {:?}\nlog {:?}",
-            sw.status().await,
-            sw.services.unit_calls(),
+            "after a kill at {kill:?}: {e:#}\n{}\nfirst log {:#?}\nlog {:#?}",
+            diagnosis(&sw).await,
+            first_log.lines(),
             second.log.lines()
         );
     }
     second.terminate().await?;
     sw.teardown().await;
     Ok(killed)
+}
+
+/// What a failing kill test prints besides the daemons' logs: the feature's state, the node's
+/// labels, the units' commands and the emulated kubelet's doings, with times.
+async fn diagnosis(sw: &ctrmgrd_common::Switch) -> String {
+    let desired = match sw.state_db().await {
+        Ok(db) => db.get_entry("KUBE_LABELS", "SET").await.unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
+    format!(
+        "status {:?}\nnode labels {:?}\nKUBE_LABELS|SET {:?}\nunits {:#?}\nkubelet {:#?}",
+        sw.status().await,
+        sw.node_labels(),
+        desired,
+        sw.services.timeline(),
+        sw.kubelet_events.lock().unwrap().clone(),
+    )
 }
 
 /// How many killed switch-overs run at the same time (each with its own redis-server, fake

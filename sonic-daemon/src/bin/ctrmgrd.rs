@@ -82,6 +82,7 @@ async fn serve(settings: Settings) -> anyhow::Result<Exit> {
     options.timers_file = Some(settings.remote_ctr_config.clone());
     options.abort_after_actions = settings.abort_after_actions;
     options.abort_before_action = settings.abort_before_action;
+    options.trace_actions = settings.trace_actions;
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;

@@ -169,6 +169,8 @@ pub struct Switch {
     pub kube_image: String,
     kubelet_stop: Arc<AtomicBool>,
     kubelet: Option<JoinHandle<()>>,
+    /// What the emulated kubelet did, with times (printed by failing tests).
+    pub kubelet_events: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Switch {
@@ -285,6 +287,7 @@ impl Switch {
             kube_image,
             kubelet_stop: Arc::new(AtomicBool::new(false)),
             kubelet: None,
+            kubelet_events: Default::default(),
         };
         let server: Fields = [
             ("ip".to_string(), "127.0.0.1".to_string()),
@@ -372,6 +375,13 @@ impl Switch {
         let image = format!("{}:{KUBE_VERSION}", self.kube_image);
         let db_config = self.redis.database_config_path().to_path_buf();
         let label = self.enabled_label();
+        let events = self.kubelet_events.clone();
+        // On the service manager's clock, so that the two timelines interleave.
+        let services = self.services.clone();
+        let note = move |what: String| {
+            let at = services.since_start().as_secs_f64();
+            events.lock().unwrap().push(format!("+{at:.3}s {what}"));
+        };
         self.kubelet = Some(tokio::spawn(async move {
             let pod_name = format!("k8s_{feature}");
             let mut admission: Option<JoinHandle<()>> = None;
@@ -387,17 +397,31 @@ impl Switch {
                     Ok(Some(ref c)) if c.running
                 );
                 if wanted && !running {
+                    note("deploying the pod".into());
                     let _ = docker.remove_container(&pod_name, true).await;
                     let mut spec = CreateSpec::new(&pod_name, &image);
                     spec.env.push(("RUNTIME_OWNER".into(), "kube".into()));
-                    if let Ok(id) = docker.create_container(&spec).await
-                        && docker.start_container(&id).await.is_ok()
-                    {
+                    let started = match docker.create_container(&spec).await {
+                        Ok(id) => match docker.start_container(&id).await {
+                            Ok(()) => Some(id),
+                            Err(e) => {
+                                note(format!("docker start of the pod failed: {e}"));
+                                None
+                            }
+                        },
+                        Err(e) => {
+                            note(format!("docker create of the pod failed: {e}"));
+                            None
+                        }
+                    };
+                    if let Some(id) = started {
+                        note(format!("pod container {} runs", &id[..12]));
                         if let Some(a) = admission.take() {
                             a.abort();
                         }
                         let feature = feature.clone();
                         let db_config = db_config.clone();
+                        let note = note.clone();
                         admission = Some(tokio::spawn(async move {
                             let Ok(cfg) = SonicDbConfig::load(&db_config) else {
                                 return;
@@ -413,12 +437,14 @@ impl Switch {
                                 version: Version::parse(KUBE_VERSION).unwrap(),
                                 own_id: ContainerId::parse(&id[..12]).ok(),
                             };
-                            let _ =
+                            let outcome =
                                 container_startup(&store, &clock, tokio::time::sleep, |_| {}, args)
                                     .await;
+                            note(format!("admission ended: {outcome:?}"));
                         }));
                     }
                 } else if !wanted && running {
+                    note("label gone: removing the pod".into());
                     let _ = docker.remove_container(&pod_name, true).await;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -472,7 +498,7 @@ impl Switch {
         abort_after: Option<u64>,
         abort_before: Option<u64>,
     ) -> anyhow::Result<RunningDaemon> {
-        std::fs::write(&self.timers_path, timers)?;
+        self.write_timers(timers)?;
         let cfg = SonicDbConfig::load(self.redis.database_config_path())?;
         let dbs = open_databases(&cfg).await?;
         let docker = Arc::new(BollardRuntime::new(DockerClient::new(&self.docker_host)?));
@@ -490,6 +516,8 @@ impl Switch {
         options.abort_after_actions = abort_after;
         options.abort_before_action = abort_before;
         options.retry_max = Duration::from_secs(2);
+        // A failing test prints the log: each action and its outcome tell what happened.
+        options.trace_actions = true;
         let (tx, rx) = mpsc::unbounded_channel();
         let log = MemoryLog::new();
         let handle = tokio::spawn(run(
@@ -505,6 +533,19 @@ impl Switch {
             handle,
             log,
         })
+    }
+
+    /// Replaces the timers file (`remote_ctr.config.json`) with `json` the way a package
+    /// manager does, by renaming a complete new file over it: the units' `container` commands
+    /// read it at any moment, and an in-place rewrite lets them read it empty (and fail).
+    pub fn write_timers(&self, json: &str) -> anyhow::Result<()> {
+        if std::fs::read_to_string(&self.timers_path).is_ok_and(|old| old == json) {
+            return Ok(());
+        }
+        let tmp = self.timers_path.with_extension("json.new");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, &self.timers_path)?;
+        Ok(())
     }
 
     /// STATE_DB `KUBERNETES_MASTER|SERVER` (empty while unreadable or absent).
