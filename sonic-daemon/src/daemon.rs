@@ -25,7 +25,7 @@ use sonic_feature_core::exec::{Executed, ManagerPorts, error_chain, execute_mana
 use sonic_feature_core::manager::{Action, Event, Manager};
 use sonic_feature_core::model::{
     FeatureConfig, FeatureName, FeatureStatus, ImageMgmt, NodeLabels, RemoteCtrConfig,
-    ServerConfig, SetOwner, Timestamp,
+    ServerConfig, Timestamp,
 };
 use sonic_feature_core::ports::{
     Clock, ContainerRuntime, FeatureStore, ImageStore, ManagerStateStore, NodeCluster, PortError,
@@ -46,6 +46,9 @@ pub const TOPIC_MASTER: &str = "kubernetes master";
 pub const TOPIC_DOCKER: &str = "docker";
 /// Problem topic of Docker's HTTP proxy route to the master (`use_k8s_as_http_proxy`).
 pub const TOPIC_HTTP_PROXY: &str = "http proxy";
+/// Problem topic: the record of pending restarts (STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`)
+/// cannot be read.
+pub const TOPIC_PENDING_RESTARTS: &str = "pending restarts";
 
 /// What the daemon is asked to do from outside (signals).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,30 +225,6 @@ struct Daemon {
     retry_delay: Duration,
     link_epochs: Vec<u64>,
     db_labels: BTreeMap<usize, String>,
-    /// Restarts that failed, retried until one succeeds or the feature's configuration
-    /// changes: the failed restart itself leaves the unit inactive, and the core (like
-    /// upstream) never restarts an inactive unit, so a reconcile alone would not try again.
-    restart_retries: BTreeMap<FeatureName, RestartRetry>,
-}
-
-/// A failed restart waiting for its next attempt.
-#[derive(Debug, Clone, Copy)]
-struct RestartRetry {
-    owner: SetOwner,
-    attempt: Attempt,
-    /// The wait before the next attempt after another failure (doubled up to `retry_max`).
-    delay: Duration,
-}
-
-/// Where the next attempt of a failed restart stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Attempt {
-    /// Due at this time.
-    At(Timestamp),
-    /// In the action queue (a queue dropped by a reconcile makes it due again).
-    Queued,
-    /// Being carried out: its outcome decides what comes next.
-    Running,
 }
 
 /// Subscribes to every table, retrying with backoff while Redis is not there. Returns `None`
@@ -350,7 +329,6 @@ pub async fn run(
         link_epochs: vec![0; count],
         options,
         db_labels,
-        restart_retries: BTreeMap::new(),
     };
     let mut inflight: Option<InFlight> = None;
     let mut terminating = false;
@@ -363,11 +341,6 @@ pub async fn run(
         {
             if d.options.abort_before_action == Some(d.executed + 1) {
                 return Ok(Exit::Aborted(d.executed));
-            }
-            if let Action::RestartService { feature, .. } = &a
-                && let Some(r) = d.restart_retries.get_mut(feature)
-            {
-                r.attempt = Attempt::Running;
             }
             if d.options.trace_actions {
                 d.report.log(
@@ -435,18 +408,7 @@ impl Daemon {
 
     fn until_next_deadline(&self) -> Duration {
         let manager = self.manager.as_ref().and_then(Manager::poll_timeout);
-        let retry = self
-            .restart_retries
-            .values()
-            .filter_map(|r| match r.attempt {
-                Attempt::At(t) => Some(t),
-                Attempt::Queued | Attempt::Running => None,
-            })
-            .min();
-        let next = [manager, self.reconcile_at, retry]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [manager, self.reconcile_at].into_iter().flatten().min();
         match next {
             Some(t) => t.since(self.now()),
             None => Duration::from_secs(3600),
@@ -506,6 +468,7 @@ impl Daemon {
             Action::WriteServerStatus(_)
             | Action::SetDesiredLabels(_)
             | Action::SaveLabelJournal(_)
+            | Action::ForgetRestart(_)
             | Action::UpdateFeatureStatus { .. } => TOPIC_REDIS.to_owned(),
             // An answered is-active query says nothing about a restart that failed: each has
             // its own topic, so that the next query does not log the restart's problem as
@@ -524,9 +487,6 @@ impl Daemon {
 
     fn finished(&mut self, generation: u64, action: &Action, executed: Executed) {
         let topic = Self::topic(action);
-        if let Action::RestartService { feature, owner } = action {
-            self.note_restart(feature, *owner, executed.error.is_none());
-        }
         match &executed.error {
             Some(e) => self.report.problem(&topic, &error_chain(e)),
             None => {
@@ -535,7 +495,12 @@ impl Daemon {
             }
         }
         match action {
-            Action::RestartService { feature, owner } if executed.error.is_none() => {
+            Action::RestartService { feature, owner, .. }
+                if matches!(
+                    executed.event,
+                    Some(Event::ServiceRestarted { ok: true, .. })
+                ) =>
+            {
                 self.report.log(
                     Level::Info,
                     &format!("Restarted {feature} to switch to {owner}"),
@@ -569,12 +534,6 @@ impl Daemon {
         }
         self.queue.clear();
         self.generation += 1;
-        let now = self.now();
-        for r in self.restart_retries.values_mut() {
-            if r.attempt == Attempt::Queued {
-                r.attempt = Attempt::At(now);
-            }
-        }
     }
 
     fn schedule_reconcile(&mut self) {
@@ -628,59 +587,12 @@ impl Daemon {
         }
     }
 
-    /// Keeps track of a restart's outcome: a failure is retried with backoff, a success ends
-    /// the retries.
-    fn note_restart(&mut self, feature: &FeatureName, owner: SetOwner, ok: bool) {
-        if ok {
-            self.restart_retries.remove(feature);
-            return;
-        }
-        let now = self.now();
-        let first = self.options.retry_min;
-        let max = self.options.retry_max;
-        let retry = self
-            .restart_retries
-            .entry(feature.clone())
-            .or_insert(RestartRetry {
-                owner,
-                attempt: Attempt::Running,
-                delay: first,
-            });
-        retry.owner = owner;
-        retry.attempt = Attempt::At(now.plus(retry.delay));
-        retry.delay = (retry.delay * 2).min(max);
-    }
-
-    /// Queues the failed restarts whose next attempt is due (unless the core queued one).
-    fn retry_restarts(&mut self, now: Timestamp) {
-        let due: Vec<(FeatureName, SetOwner)> = self
-            .restart_retries
-            .iter()
-            .filter(|(_, r)| matches!(r.attempt, Attempt::At(t) if t <= now))
-            .map(|(f, r)| (f.clone(), r.owner))
-            .collect();
-        for (feature, owner) in due {
-            if let Some(r) = self.restart_retries.get_mut(&feature) {
-                r.attempt = Attempt::Queued;
-            }
-            let queued = self
-                .queue
-                .iter()
-                .any(|a| matches!(a, Action::RestartService { feature: f, .. } if *f == feature));
-            if !queued {
-                self.queue
-                    .push_back(Action::RestartService { feature, owner });
-            }
-        }
-    }
-
     async fn on_timer(&mut self) {
         let now = self.now();
         if self.reconcile_at.is_some_and(|t| t <= now) {
             self.reconcile_at = None;
             self.reconcile().await;
         }
-        self.retry_restarts(self.now());
         if self
             .manager
             .as_ref()
@@ -716,7 +628,22 @@ impl Daemon {
                 return;
             }
         };
-        self.manager = Some(Manager::new(self.options.timers.clone(), node, journal));
+        // A record the daemon cannot read must not keep it from managing everything else: the
+        // problem is reported (naming the field) and those restarts are not resumed.
+        let pending = match self.ports.state.load_pending_restarts().await {
+            Ok(p) => {
+                self.report.resolved(TOPIC_PENDING_RESTARTS);
+                p
+            }
+            Err(e) => {
+                self.report
+                    .problem(TOPIC_PENDING_RESTARTS, &error_chain(&e));
+                BTreeMap::new()
+            }
+        };
+        let mut manager = Manager::new(self.options.timers.clone(), node, journal);
+        manager.set_restart_backoff(self.options.retry_min, self.options.retry_max);
+        self.manager = Some(manager);
         self.feed(Event::Start {
             server_config: self.mirror.server.clone(),
             server_status,
@@ -745,6 +672,9 @@ impl Daemon {
             .collect();
         for (feature, status) in statuses {
             self.feed(Event::FeatureStatusChanged { feature, status });
+        }
+        if !pending.is_empty() {
+            self.feed(Event::PendingRestarts(pending));
         }
         let now = self.now();
         if let (Some(m), Some(previous)) = (self.manager.as_mut(), self.previous.take()) {
@@ -805,13 +735,6 @@ impl Daemon {
                     },
                 };
                 self.report.resolved(&where_(&o));
-                if self.mirror.configs.get(&feature) != config.as_ref() {
-                    // The core decides again from the new configuration (a disabled feature
-                    // must not be restarted by an old retry).
-                    for name in self.names_of(&feature) {
-                        self.restart_retries.remove(&name);
-                    }
-                }
                 match &config {
                     Some(c) => self.mirror.configs.insert(feature.clone(), c.clone()),
                     None => self.mirror.configs.remove(&feature),

@@ -171,6 +171,16 @@ pub mod label_journal {
     pub const JSON: &str = "json";
 }
 
+/// STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`: one field per feature (or instance) whose
+/// restart ctrmgrd started and has not seen succeed, valued with the owner it switches to
+/// (`local` / `kube`), so that a failed restart is retried also after a daemon restart.
+pub mod pending_restarts {
+    /// Table name.
+    pub const TABLE: &str = "CTRMGRD_STATE";
+    /// The only key.
+    pub const KEY: &str = "PENDING_RESTARTS";
+}
+
 /// A field or entry whose value cannot be turned into the core's type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
@@ -550,6 +560,38 @@ pub fn parse_label_journal(
             value: text.chars().take(200).collect(),
             reason: e.to_string(),
         })
+}
+
+/// STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS` fields to the pending restarts; the first field
+/// that is not a feature name with an owner is the error.
+pub fn parse_pending_restarts(
+    o: &Origin<'_>,
+    fields: &Fields,
+) -> Result<BTreeMap<FeatureName, SetOwner>, SchemaError> {
+    let mut out = BTreeMap::new();
+    for (name, owner) in fields {
+        let feature = FeatureName::parse(name).map_err(|reason| SchemaError::Field {
+            db: o.db.to_string(),
+            key: o.redis_key(),
+            field: name.clone(),
+            reason,
+        })?;
+        // An empty owner would read as `local`: only the two spellings written are accepted.
+        let owner = match owner.trim() {
+            "" => Err(ModelError::SetOwner {
+                value: owner.clone(),
+            }),
+            v => SetOwner::parse(v),
+        }
+        .map_err(|reason| SchemaError::Field {
+            db: o.db.to_string(),
+            key: o.redis_key(),
+            field: name.clone(),
+            reason,
+        })?;
+        out.insert(feature, owner);
+    }
+    Ok(out)
 }
 
 /// A [`LabelJournal`] to STATE_DB `CTRMGRD_STATE|LABEL_JOURNAL` fields.

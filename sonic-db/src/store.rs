@@ -1,12 +1,14 @@
 //! `RedisFeatureStore`: the core's `FeatureStore` and `ManagerStateStore` ports on CONFIG_DB and
 //! STATE_DB of one namespace, plus the typed reads the daemon and the CLI need at start.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use sonic_feature_core::labels::LabelJournal;
 use sonic_feature_core::manager::NodeInfo;
 use sonic_feature_core::model::{
     FeatureConfig, FeatureName, FeatureStatus, ImageMgmt, LabelKey, NodeLabels, ServerConfig,
-    ServerStatus, StatusUpdate,
+    ServerStatus, SetOwner, StatusUpdate,
 };
 use sonic_feature_core::ports::{ErrorKind, FeatureStore, ManagerStateStore, PortError};
 
@@ -248,5 +250,37 @@ impl ManagerStateStore for RedisFeatureStore {
             .set_entry(t::TABLE, t::KEY, &fields)
             .await
             .map_err(db_err)
+    }
+
+    async fn note_pending_restart(
+        &self,
+        f: &FeatureName,
+        owner: SetOwner,
+    ) -> Result<(), PortError> {
+        use schema::pending_restarts as t;
+        let fields = Fields::from([(f.to_string(), owner.as_str().to_owned())]);
+        self.state
+            .mod_entry(t::TABLE, t::KEY, &fields)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn clear_pending_restart(&self, f: &FeatureName) -> Result<(), PortError> {
+        use schema::pending_restarts as t;
+        self.state
+            .hdel(t::TABLE, t::KEY, &[f.as_str()])
+            .await
+            .map_err(db_err)
+    }
+
+    async fn load_pending_restarts(&self) -> Result<BTreeMap<FeatureName, SetOwner>, PortError> {
+        use schema::pending_restarts as t;
+        let fields = self
+            .state
+            .get_entry(t::TABLE, t::KEY)
+            .await
+            .map_err(db_err)?;
+        schema::parse_pending_restarts(&Self::origin(&self.state, t::TABLE, t::KEY), &fields)
+            .map_err(schema_err)
     }
 }

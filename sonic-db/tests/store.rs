@@ -366,6 +366,57 @@ async fn the_label_journal_survives_in_state_db() {
 }
 
 #[tokio::test]
+async fn pending_restarts_are_recorded_per_feature_and_cleared_one_by_one() {
+    let server = RedisServer::start().unwrap();
+    let store = store(&server).await;
+    assert!(store.load_pending_restarts().await.unwrap().is_empty());
+    store
+        .note_pending_restart(&feature("snmp"), SetOwner::Kube)
+        .await
+        .unwrap();
+    store
+        .note_pending_restart(&feature("lldp0"), SetOwner::Local)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw(&server, STATE_DB, "CTRMGRD_STATE|PENDING_RESTARTS"),
+        fields(&[("snmp", "kube"), ("lldp0", "local")])
+    );
+    store.clear_pending_restart(&feature("snmp")).await.unwrap();
+    // Clearing what is not recorded is no error.
+    store.clear_pending_restart(&feature("bgp")).await.unwrap();
+    assert_eq!(
+        store.load_pending_restarts().await.unwrap(),
+        [(feature("lldp0"), SetOwner::Local)].into()
+    );
+    store
+        .clear_pending_restart(&feature("lldp0"))
+        .await
+        .unwrap();
+    assert!(store.load_pending_restarts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_pending_restart_is_an_error_naming_its_field() {
+    let server = RedisServer::start().unwrap();
+    let store = store(&server).await;
+    let mut c = server.connection(STATE_DB).unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("CTRMGRD_STATE|PENDING_RESTARTS")
+        .arg("snmp")
+        .arg("")
+        .query(&mut c)
+        .unwrap();
+    let e = store.load_pending_restarts().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    let text = e.to_string();
+    assert!(
+        text.contains("CTRMGRD_STATE|PENDING_RESTARTS") && text.contains("snmp"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn image_mgmt_reads_global_and_feature_overrides() {
     let server = RedisServer::start().unwrap();
     server

@@ -516,8 +516,32 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
                 error: Some(e),
             },
         },
-        Action::RestartService { feature, .. } => {
-            Executed::from_result(ports.services.restart(feature).await)
+        Action::RestartService {
+            request,
+            feature,
+            owner,
+        } => {
+            // Recorded first, so that a restart that fails (the unit left inactive, which
+            // nothing else restarts) is retried also by a daemon that was killed meanwhile.
+            let noted = ports.state.note_pending_restart(feature, *owner).await;
+            let restarted = ports.services.restart(feature).await;
+            let ok = restarted.is_ok();
+            let cleared = if ok {
+                ports.state.clear_pending_restart(feature).await
+            } else {
+                Ok(())
+            };
+            Executed {
+                event: Some(Event::ServiceRestarted {
+                    request: *request,
+                    feature: feature.clone(),
+                    ok,
+                }),
+                error: restarted.err().or(noted.err()).or(cleared.err()),
+            }
+        }
+        Action::ForgetRestart(feature) => {
+            Executed::from_result(ports.state.clear_pending_restart(feature).await)
         }
         Action::UpdateFeatureStatus { feature, update } => {
             Executed::from_result(ports.store.update_feature_status(feature, update).await)
@@ -1401,6 +1425,94 @@ mod tests {
                 active: false
             })
         );
+    }
+
+    #[test]
+    fn a_restart_is_recorded_as_pending_before_it_runs_and_cleared_once_it_worked() {
+        let mut p = Ports::new();
+        let mut seq = Sequence::new();
+        p.state
+            .expect_note_pending_restart()
+            .with(eq(snmp()), eq(SetOwner::Kube))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        p.services
+            .expect_restart()
+            .with(eq(snmp()))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        p.state
+            .expect_clear_pending_restart()
+            .with(eq(snmp()))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        let r = p.run(&Action::RestartService {
+            request: RequestId(4),
+            feature: snmp(),
+            owner: SetOwner::Kube,
+        });
+        assert_eq!(
+            r.event,
+            Some(Event::ServiceRestarted {
+                request: RequestId(4),
+                feature: snmp(),
+                ok: true
+            })
+        );
+        assert!(r.error.is_none());
+    }
+
+    #[test]
+    fn a_failed_restart_stays_recorded_as_pending_and_is_answered_as_failed() {
+        let mut p = Ports::new();
+        p.state
+            .expect_note_pending_restart()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        p.services
+            .expect_restart()
+            .times(1)
+            .returning(|_| Err(PortError::transient("Job for snmp.service failed")));
+        p.state.expect_clear_pending_restart().never();
+        let r = p.run(&Action::RestartService {
+            request: RequestId(5),
+            feature: snmp(),
+            owner: SetOwner::Local,
+        });
+        assert_eq!(
+            r.event,
+            Some(Event::ServiceRestarted {
+                request: RequestId(5),
+                feature: snmp(),
+                ok: false
+            })
+        );
+        assert!(r.error.unwrap().to_string().contains("snmp.service failed"));
+    }
+
+    #[test]
+    fn a_restart_runs_even_when_its_record_cannot_be_written() {
+        let mut p = Ports::new();
+        p.state
+            .expect_note_pending_restart()
+            .returning(|_, _| Err(PortError::transient("redis down")));
+        p.services.expect_restart().times(1).returning(|_| Ok(()));
+        p.state
+            .expect_clear_pending_restart()
+            .returning(|_| Err(PortError::transient("redis down")));
+        let r = p.run(&Action::RestartService {
+            request: RequestId(6),
+            feature: snmp(),
+            owner: SetOwner::Local,
+        });
+        assert!(matches!(
+            r.event,
+            Some(Event::ServiceRestarted { ok: true, .. })
+        ));
+        assert!(r.error.unwrap().to_string().contains("redis down"));
     }
 
     #[test]

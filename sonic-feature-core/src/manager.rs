@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use crate::images::{ImageOp, MarkGoodFacts, MarkGoodPlan, plan_mark_good};
 use crate::labels::{LabelJournal, LabelPatch};
@@ -102,6 +103,19 @@ pub enum Event {
     DesiredLabelsChanged(NodeLabels),
     /// CONFIG_DB `IMAGE_MGMT` changed.
     ImageMgmtChanged(ImageMgmt),
+    /// Answer to [`Action::RestartService`].
+    ServiceRestarted {
+        /// The request answered.
+        request: RequestId,
+        /// The feature.
+        feature: FeatureName,
+        /// Whether the restart succeeded.
+        ok: bool,
+    },
+    /// Restarts that were started (persisted by the executor of [`Action::RestartService`])
+    /// and not seen to succeed, as loaded at start: by an earlier run killed meanwhile, or
+    /// failed and waiting for their retry. Each is carried out again if its unit is inactive.
+    PendingRestarts(BTreeMap<FeatureName, SetOwner>),
     /// Answer to [`Action::CheckService`].
     ServiceActivity {
         /// The request answered.
@@ -184,13 +198,20 @@ pub enum Action {
     SaveLabelJournal(LabelJournal),
     /// Ask whether the feature's unit is active; answer [`Event::ServiceActivity`].
     CheckService(RequestId, FeatureName),
-    /// `systemctl reset-failed` + `restart` of the feature, to switch to `owner`.
+    /// `systemctl reset-failed` + `restart` of the feature, to switch to `owner`; the executor
+    /// records the restart as pending (STATE_DB) until it succeeds, so that a restart that
+    /// failed survives a daemon restart. Answer [`Event::ServiceRestarted`].
     RestartService {
+        /// The request.
+        request: RequestId,
         /// The feature.
         feature: FeatureName,
         /// The owner the restart switches to (for the log).
         owner: SetOwner,
     },
+    /// Drop the record of a pending restart of the feature: it succeeded after all (its unit
+    /// is active) or the feature's configuration changed. No answer.
+    ForgetRestart(FeatureName),
     /// HSET into STATE_DB `FEATURE|<f>`.
     UpdateFeatureStatus {
         /// The feature.
@@ -283,7 +304,10 @@ impl fmt::Display for Action {
             }
             Self::SaveLabelJournal(j) => write!(f, "save label journal ({} queued)", j.queue.len()),
             Self::CheckService(_, x) => write!(f, "is-active {x}"),
-            Self::RestartService { feature, owner } => write!(f, "restart {feature} -> {owner}"),
+            Self::RestartService { feature, owner, .. } => {
+                write!(f, "restart {feature} -> {owner}")
+            }
+            Self::ForgetRestart(x) => write!(f, "forget restart {x}"),
             Self::UpdateFeatureStatus { feature, update } => write!(f, "status {feature} {update}"),
             Self::GatherImageFacts {
                 feature, container, ..
@@ -323,6 +347,31 @@ struct MarkGood {
     stage: MarkStage,
 }
 
+/// First wait before a failed service restart is tried again (doubled after each failure).
+pub const RESTART_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two attempts of a failed service restart.
+pub const RESTART_RETRY_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestartStage {
+    /// The restart runs.
+    InFlight(RequestId),
+    /// It failed (or a pending one was loaded): ask whether the unit is active at this time.
+    RetryAt(Timestamp),
+    /// Asked whether the unit is active: inactive means restart again.
+    Verifying(RequestId),
+}
+
+/// A service restart the manager asked for, followed until it succeeds: the core never restarts
+/// an inactive unit on its own (upstream F2), and a failed restart leaves the unit inactive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Restart {
+    owner: SetOwner,
+    stage: RestartStage,
+    /// The wait before the next attempt after another failure.
+    delay: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct FeatureEntry {
     config: Option<FeatureConfig>,
@@ -350,6 +399,8 @@ struct FeatureEntry {
     removing: Option<LabelKey>,
     /// A hand-over restart waits for `removing` to be confirmed.
     handover_waiting: bool,
+    /// The restart asked for and not yet seen to succeed.
+    restart: Option<Restart>,
 }
 
 /// Whether a feature may run its local image instead of a deployment: locally owned, or kube
@@ -405,6 +456,8 @@ pub struct Manager {
     proxy_request: Option<(RequestId, Option<String>)>,
     /// When a failed route is tried again.
     proxy_retry_at: Option<Timestamp>,
+    /// First and longest wait between attempts of a failed service restart.
+    restart_backoff: (Duration, Duration),
 }
 
 impl Manager {
@@ -431,7 +484,14 @@ impl Manager {
             proxy_routed: None,
             proxy_request: None,
             proxy_retry_at: None,
+            restart_backoff: (RESTART_RETRY_MIN, RESTART_RETRY_MAX),
         }
+    }
+
+    /// Sets the first and the longest wait between attempts of a failed service restart
+    /// (default [`RESTART_RETRY_MIN`], [`RESTART_RETRY_MAX`]).
+    pub fn set_restart_backoff(&mut self, first: Duration, longest: Duration) {
+        self.restart_backoff = (first, longest.max(first));
     }
 
     /// The label journal, to persist.
@@ -610,8 +670,16 @@ impl Manager {
                 feature,
                 active,
             } => {
-                self.on_service_activity(request, &feature, active, &mut out);
+                if !self.on_restart_verified(request, &feature, active, &mut out) {
+                    self.on_service_activity(request, &feature, active, &mut out);
+                }
             }
+            Event::ServiceRestarted {
+                request,
+                feature,
+                ok,
+            } => self.on_service_restarted(now, request, &feature, ok),
+            Event::PendingRestarts(pending) => self.on_pending_restarts(now, pending, &mut out),
             Event::ImageFacts {
                 request,
                 feature,
@@ -690,6 +758,13 @@ impl Manager {
                 consider(Some(*at));
             }
             consider(self.failure_deadline(f, e));
+            if let Some(Restart {
+                stage: RestartStage::RetryAt(at),
+                ..
+            }) = e.restart
+            {
+                consider(Some(at));
+            }
         }
         t
     }
@@ -752,6 +827,7 @@ impl Manager {
                 });
             }
             self.fire_failure(now, &f, out);
+            self.fire_restart_retry(now, &f, out);
         }
     }
 
@@ -833,10 +909,7 @@ impl Manager {
             feature: f.clone(),
             update: StatusUpdate::new().remote_state(RemoteState::None),
         });
-        out.push(Action::RestartService {
-            feature: f.clone(),
-            owner: SetOwner::Local,
-        });
+        self.restart_service(f, SetOwner::Local, out);
     }
 
     /// With `use_k8s_as_http_proxy`, routes Docker's proxy to the configured master address
@@ -972,7 +1045,14 @@ impl Manager {
         let had_status = e.status.is_some();
         let to_local = !init && owner_changed && config.set_owner == SetOwner::Local;
         let pending = e.check_pending.is_some();
+        // A restart asked for under another configuration is not retried (a disabled feature
+        // must stay down): the core decides again from the new one.
+        let cancelled =
+            e.config.is_some() && e.config.as_ref() != Some(&config) && e.restart.take().is_some();
         e.config = Some(config);
+        if cancelled {
+            out.push(Action::ForgetRestart(f.clone()));
+        }
         if (init || owner_changed) && had_status && !pending {
             self.check_service(&f, out);
         }
@@ -1084,10 +1164,7 @@ impl Manager {
             && fallback_allowed(e.config.as_ref())
             && !e.fell_back
         {
-            out.push(Action::RestartService {
-                feature: f.clone(),
-                owner: SetOwner::Local,
-            });
+            self.restart_service(&f, SetOwner::Local, out);
             self.track_failure(now, &f);
             return;
         }
@@ -1125,10 +1202,7 @@ impl Manager {
                 && st.current_owner == CurrentOwner::None
                 && st.remote_state == RemoteState::Stopped
             {
-                out.push(Action::RestartService {
-                    feature: f.clone(),
-                    owner: SetOwner::Kube,
-                });
+                self.restart_service(f, SetOwner::Kube, out);
             }
             return;
         }
@@ -1150,10 +1224,131 @@ impl Manager {
             return;
         }
         if restart {
-            out.push(Action::RestartService {
-                feature: f.clone(),
-                owner: cfg.set_owner,
+            self.restart_service(f, cfg.set_owner, out);
+        }
+    }
+
+    /// Restarts the feature's unit to switch to `owner`, and follows the restart until it
+    /// succeeds (a newer restart replaces an older one).
+    fn restart_service(&mut self, f: &FeatureName, owner: SetOwner, out: &mut Vec<Action>) {
+        let request = self.request();
+        let first = self.restart_backoff.0;
+        if let Some(e) = self.features.get_mut(f) {
+            e.restart = Some(Restart {
+                owner,
+                stage: RestartStage::InFlight(request),
+                delay: first,
             });
+        }
+        out.push(Action::RestartService {
+            request,
+            feature: f.clone(),
+            owner,
+        });
+    }
+
+    /// A restart's answer: success ends it; a failure waits (with backoff) for a retry.
+    fn on_service_restarted(
+        &mut self,
+        now: Timestamp,
+        request: RequestId,
+        f: &FeatureName,
+        ok: bool,
+    ) {
+        let longest = self.restart_backoff.1;
+        let Some(e) = self.features.get_mut(f) else {
+            return;
+        };
+        let Some(r) = e
+            .restart
+            .as_mut()
+            .filter(|r| r.stage == RestartStage::InFlight(request))
+        else {
+            return;
+        };
+        if ok {
+            e.restart = None;
+        } else {
+            r.stage = RestartStage::RetryAt(now.plus(r.delay));
+            r.delay = (r.delay * 2).min(longest);
+        }
+    }
+
+    /// A retry that is due first asks whether the unit is active: someone may have started it.
+    fn fire_restart_retry(&mut self, now: Timestamp, f: &FeatureName, out: &mut Vec<Action>) {
+        let due = self.features.get(f).is_some_and(|e| {
+            matches!(e.restart, Some(Restart { stage: RestartStage::RetryAt(at), .. }) if at <= now)
+        });
+        if !due {
+            return;
+        }
+        let request = self.request();
+        if let Some(r) = self.features.get_mut(f).and_then(|e| e.restart.as_mut()) {
+            r.stage = RestartStage::Verifying(request);
+        }
+        out.push(Action::CheckService(request, f.clone()));
+    }
+
+    /// The answer to a retry's activity check (returns whether it was one): an active unit
+    /// ends the restart, an inactive one is restarted again.
+    fn on_restart_verified(
+        &mut self,
+        request: RequestId,
+        f: &FeatureName,
+        active: bool,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let Some(e) = self.features.get_mut(f) else {
+            return false;
+        };
+        let Some(r) = e
+            .restart
+            .filter(|r| r.stage == RestartStage::Verifying(request))
+        else {
+            return false;
+        };
+        if active {
+            e.restart = None;
+            out.push(Action::ForgetRestart(f.clone()));
+            return true;
+        }
+        let request = self.request();
+        if let Some(e) = self.features.get_mut(f) {
+            e.restart = Some(Restart {
+                stage: RestartStage::InFlight(request),
+                ..r
+            });
+        }
+        out.push(Action::RestartService {
+            request,
+            feature: f.clone(),
+            owner: r.owner,
+        });
+        true
+    }
+
+    /// Restarts an earlier run left pending: each configured feature's is checked at once
+    /// (an unconfigured feature's is forgotten).
+    fn on_pending_restarts(
+        &mut self,
+        now: Timestamp,
+        pending: BTreeMap<FeatureName, SetOwner>,
+        out: &mut Vec<Action>,
+    ) {
+        let first = self.restart_backoff.0;
+        for (f, owner) in pending {
+            match self.features.get_mut(&f) {
+                Some(e) if e.config.is_some() => {
+                    if e.restart.is_none() {
+                        e.restart = Some(Restart {
+                            owner,
+                            stage: RestartStage::RetryAt(now),
+                            delay: first,
+                        });
+                    }
+                }
+                Some(_) | None => out.push(Action::ForgetRestart(f)),
+            }
         }
     }
 
@@ -1192,10 +1387,7 @@ impl Manager {
             } else if !unconfirmed {
                 e.handover_waiting = false;
                 e.removing = None;
-                out.push(Action::RestartService {
-                    feature: f.clone(),
-                    owner: SetOwner::Kube,
-                });
+                self.restart_service(&f, SetOwner::Kube, out);
             }
         }
     }

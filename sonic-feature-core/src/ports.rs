@@ -2,6 +2,7 @@
 //! Kubernetes, systemd, the clock), in domain words. Adapter crates implement them; the `mocks`
 //! feature provides a `mockall` mock of each (`MockFeatureStore`, `MockContainerRuntime`, ...).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use async_trait::async_trait;
 use crate::labels::LabelJournal;
 use crate::model::{
     ContainerId, FeatureConfig, FeatureName, FeatureStatus, LabelKey, NodeLabels, ServerConfig,
-    ServerStatus, StatusUpdate, Timestamp, Version,
+    ServerStatus, SetOwner, StatusUpdate, Timestamp, Version,
 };
 
 /// Any error an adapter wraps as the source of a [`PortError`].
@@ -166,6 +167,13 @@ pub trait ManagerStateStore: Send + Sync {
     async fn load_label_journal(&self) -> Result<Option<LabelJournal>, PortError>;
     /// Persists the label journal.
     async fn save_label_journal(&self, journal: &LabelJournal) -> Result<(), PortError>;
+    /// Records that a restart of `f` to switch to `owner` started and has not succeeded yet.
+    async fn note_pending_restart(&self, f: &FeatureName, owner: SetOwner)
+    -> Result<(), PortError>;
+    /// Drops the record of a pending restart of `f` (nothing when there is none).
+    async fn clear_pending_restart(&self, f: &FeatureName) -> Result<(), PortError>;
+    /// The restarts recorded as pending.
+    async fn load_pending_restarts(&self) -> Result<BTreeMap<FeatureName, SetOwner>, PortError>;
 }
 
 /// Docker containers (implemented by `sonic-docker-adapter`).

@@ -72,6 +72,7 @@ impl Sim {
                 Action::CheckService(r, _) => Some(("check", *r)),
                 Action::GatherImageFacts { request, .. } => Some(("gather", *request)),
                 Action::RunImageOps { request, .. } => Some(("ops", *request)),
+                Action::RestartService { request, .. } => Some(("restart", *request)),
                 _ => None,
             };
             if let Some((k, r)) = kind {
@@ -111,6 +112,13 @@ impl Sim {
             request: self.r("check"),
             feature: feat(f),
             active: a,
+        }
+    }
+    fn restarted(&self, f: &str, ok: bool) -> Event {
+        Event::ServiceRestarted {
+            request: self.r("restart"),
+            feature: feat(f),
+            ok,
         }
     }
     fn trace(&self) -> String {
@@ -305,6 +313,194 @@ fn f2_inactive_service_is_left_alone() {
         @0s state
           is-active snmp
         @0s inactive
+        "#,
+    );
+}
+
+/// F1 up to its restart, which fails: the unit is left inactive, and nothing else would ever
+/// restart it (F2 leaves inactive units alone), so the manager retries it with backoff, first
+/// asking whether someone started the unit meanwhile.
+fn f1_with_a_failed_restart() -> Sim {
+    let mut s = Sim::new();
+    s.m.set_restart_backoff(Duration::from_secs(1), Duration::from_secs(4));
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(
+        0,
+        "state",
+        fstat("snmp", st(CurrentOwner::Local, RemoteState::Pending)),
+    );
+    s.at(0, "active", s.active("snmp", true));
+    s.at(0, "restart failed", s.restarted("snmp", false));
+    s
+}
+
+#[test]
+fn a_failed_restart_is_retried_with_backoff_while_the_unit_stays_inactive() {
+    let mut s = f1_with_a_failed_restart();
+    s.tick();
+    s.at(1, "inactive", s.active("snmp", false));
+    s.at(1, "restart failed again", s.restarted("snmp", false));
+    s.tick();
+    s.at(3, "inactive", s.active("snmp", false));
+    s.at(3, "restart failed again", s.restarted("snmp", false));
+    s.tick();
+    s.at(7, "inactive", s.active("snmp", false));
+    s.at(7, "restart failed again", s.restarted("snmp", false));
+    s.tick();
+    s.at(11, "inactive", s.active("snmp", false));
+    s.at(11, "restart ok", s.restarted("snmp", true));
+    assert_eq!(s.m.poll_timeout(), None, "a restart that worked is done");
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+          restart snmp -> kube
+        @0s restart failed
+        @1s timeout
+          is-active snmp
+        @1s inactive
+          restart snmp -> kube
+        @1s restart failed again
+        @3s timeout
+          is-active snmp
+        @3s inactive
+          restart snmp -> kube
+        @3s restart failed again
+        @7s timeout
+          is-active snmp
+        @7s inactive
+          restart snmp -> kube
+        @7s restart failed again
+        @11s timeout
+          is-active snmp
+        @11s inactive
+          restart snmp -> kube
+        @11s restart ok
+        "#,
+    );
+}
+
+#[test]
+fn a_retry_that_finds_the_unit_active_forgets_the_restart() {
+    let mut s = f1_with_a_failed_restart();
+    s.tick();
+    s.at(1, "active (started by someone)", s.active("snmp", true));
+    assert_eq!(s.m.poll_timeout(), None);
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+          restart snmp -> kube
+        @0s restart failed
+        @1s timeout
+          is-active snmp
+        @1s active (started by someone)
+          forget restart snmp
+        "#,
+    );
+}
+
+#[test]
+fn a_configuration_change_cancels_the_retry_of_a_failed_restart() {
+    let mut s = f1_with_a_failed_restart();
+    let mut disabled = cfg(SetOwner::Kube);
+    disabled.state = Some(sonic_feature_core::model::AdminState::Disabled);
+    s.at(0, "feature disabled", fconf("snmp", disabled));
+    assert_eq!(s.m.poll_timeout(), None, "no retry left");
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+          restart snmp -> kube
+        @0s restart failed
+        @0s feature disabled
+          forget restart snmp
+        "#,
+    );
+}
+
+#[test]
+fn restarts_left_pending_by_an_earlier_run_are_checked_and_carried_out() {
+    // A new daemon (after a kill): the unit is inactive because the earlier run's restart
+    // failed; by F2 alone it would stay down.
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    let mut stopped = st(CurrentOwner::None, RemoteState::Pending);
+    stopped.system_state = Some(SystemState::Down);
+    s.at(0, "state", fstat("snmp", stopped));
+    s.at(0, "inactive", s.active("snmp", false));
+    s.at(
+        0,
+        "pending restarts",
+        Event::PendingRestarts(
+            [
+                (feat("snmp"), SetOwner::Kube),
+                (feat("gone"), SetOwner::Local),
+            ]
+            .into(),
+        ),
+    );
+    s.at(0, "inactive", s.active("snmp", false));
+    s.at(0, "restart ok", s.restarted("snmp", true));
+    assert_eq!(s.m.poll_timeout(), None);
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active snmp
+        @0s inactive
+        @0s pending restarts
+          forget restart gone
+          is-active snmp
+        @0s inactive
+          restart snmp -> kube
+        @0s restart ok
+        "#,
+    );
+}
+
+#[test]
+fn a_pending_restart_whose_unit_is_active_is_forgotten() {
+    let mut s = Sim::new();
+    s.at(0, "config", fconf("snmp", cfg(SetOwner::Kube)));
+    s.at(
+        0,
+        "state",
+        fstat("snmp", st(CurrentOwner::Kube, RemoteState::Running)),
+    );
+    s.at(0, "active", s.active("snmp", true));
+    s.at(
+        0,
+        "pending restarts",
+        Event::PendingRestarts([(feat("snmp"), SetOwner::Kube)].into()),
+    );
+    s.at(0, "active", s.active("snmp", true));
+    assert_eq!(s.m.poll_timeout(), None);
+    check(
+        &s.trace(),
+        r#"
+        @0s config
+        @0s state
+          is-active snmp
+        @0s active
+          desired labels snmp_enabled=true
+        @0s pending restarts
+          is-active snmp
+        @0s active
+          forget restart snmp
         "#,
     );
 }

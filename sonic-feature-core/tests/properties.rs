@@ -487,9 +487,19 @@ impl MasterSim {
                 feature: f,
                 active: true,
             }),
-            Action::RestartService { owner, .. } => {
+            Action::RestartService {
+                request,
+                feature,
+                owner,
+            } => {
                 self.restarts.push((owner, self.config.clone()));
+                self.queue.push(Event::ServiceRestarted {
+                    request,
+                    feature,
+                    ok: true,
+                });
             }
+            Action::ForgetRestart(_) => {}
             Action::GatherImageFacts {
                 request, feature, ..
             } => {

@@ -99,6 +99,9 @@ struct Inner {
     born: Instant,
     /// Every command, its outcome and every main process' end, with the time since `born`.
     timeline: StdMutex<Vec<String>>,
+    /// While set, every restart stops the unit and then fails to start it (see
+    /// [`EmulatedServiceManager::fail_restarts`]).
+    failing_restarts: std::sync::atomic::AtomicBool,
 }
 
 /// Feature units emulated with the `container` binary.
@@ -154,6 +157,7 @@ impl EmulatedServiceManager {
                 unit_log: StdMutex::new(Vec::new()),
                 born: Instant::now(),
                 timeline: StdMutex::new(Vec::new()),
+                failing_restarts: std::sync::atomic::AtomicBool::new(false),
             }),
             supervisor: StdMutex::new(None),
         }
@@ -176,6 +180,14 @@ impl EmulatedServiceManager {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// While `on`, every `restart` stops the unit and then fails, leaving it inactive, as
+    /// `systemctl restart` does when the unit's start fails ("Job for snmp.service failed").
+    pub fn fail_restarts(&self, on: bool) {
+        self.inner
+            .failing_restarts
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The time since the manager was made (the zero of [`Self::timeline`]).
@@ -434,6 +446,15 @@ impl ServiceManager for EmulatedServiceManager {
         let unit = units.entry(f.clone()).or_default();
         unit.restart_at = None;
         self.inner.stop_locked(unit, f).await?;
+        if self
+            .inner
+            .failing_restarts
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let e = format!("Job for {f}.service failed because its start failed (emulated)");
+            self.inner.note(&format!("restart {f}: {e}"));
+            return Err(PortError::transient(e));
+        }
         self.inner.start_locked(unit, f).await
     }
 

@@ -122,13 +122,7 @@ async fn without_root_and_without_the_skip_variable_ctrmgrd_refuses_to_run() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_in_the_middle_of_a_switch_over_then_a_restart_converges() -> anyhow::Result<()> {
-    let mut sw = Switch::new("sigkill").await?;
-    sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
-        .await?;
-    sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "1s")])
-        .await?;
-    sw.boot_feature().await?;
-    sw.start_kubelet();
+    let sw = Switch::ready_for_switch_over("sigkill").await?;
     let mut first = sw.start_real_daemon(&[]).await?;
     // Mid-way: the deployment asked for the feature (pending) and the unit is being switched.
     wait_for("the unit restarted towards kube", DEADLINE, || async {

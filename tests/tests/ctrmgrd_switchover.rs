@@ -9,6 +9,8 @@ mod ctrmgrd_common;
 
 use std::time::Duration;
 
+use sonic_feature_core::ports::ServiceManager;
+
 use ctrmgrd_common::{
     KUBE_VERSION, LOCAL_VERSION, NODE, Switch, assert_switched_to_kube, wait_for,
 };
@@ -99,6 +101,64 @@ async fn f1_local_to_kube_switch_over_ends_with_the_kube_image_as_golden() -> an
     Ok(())
 }
 
+/// A restart that fails leaves the unit inactive, and nothing restarts an inactive unit (F2):
+/// the daemon retries it, and a daemon killed before its retry worked leaves the restart pending
+/// in STATE_DB, where the next one finds it and carries it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_that_failed_before_a_kill_is_carried_out_by_the_next_daemon()
+-> anyhow::Result<()> {
+    let sw = Switch::ready_for_switch_over("krsnmp").await?;
+    sw.services.fail_restarts(true);
+    let first = sw.start_daemon(None).await?;
+    let failed = |sw: &Switch| {
+        sw.services
+            .timeline()
+            .iter()
+            .filter(|l| l.contains("restart krsnmp: Job for"))
+            .count()
+    };
+    wait_for("the switch-over restart failing", DEADLINE, || async {
+        failed(&sw) >= 1
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{}", sw.services.timeline().join("\n")))?;
+    // Killed: the in-process daemon is dropped where it stands, without any cleanup.
+    first.handle.abort();
+    let _ = first.handle.await;
+    let pending = sw.pending_restarts().await;
+    assert_eq!(
+        pending.get("krsnmp").map(String::as_str),
+        Some("kube"),
+        "{pending:?}"
+    );
+    assert!(
+        !sw.services.is_active(&sw.feature).await?,
+        "the failed restart left the unit inactive"
+    );
+
+    sw.services.fail_restarts(false);
+    let second = sw.start_daemon(None).await?;
+    if let Err(e) = assert_switched_to_kube(&sw, DEADLINE).await {
+        anyhow::bail!(
+            "after the kill: {e:#}\n{}\nlog {:#?}",
+            diagnosis(&sw).await,
+            second.log.lines()
+        );
+    }
+    assert!(
+        second.log.count("Restarted krsnmp to switch to kube") >= 1,
+        "{:#?}",
+        second.log.lines()
+    );
+    wait_for("the pending restart record cleared", DEADLINE, || async {
+        sw.pending_restarts().await.is_empty()
+    })
+    .await?;
+    second.terminate().await?;
+    sw.teardown().await;
+    Ok(())
+}
+
 /// Where the crash-test hook kills ctrmgrd.
 #[derive(Debug, Clone, Copy)]
 enum Kill {
@@ -116,13 +176,7 @@ async fn killed_at(kill: Kill) -> anyhow::Result<bool> {
         Kill::After(n) => (format!("ka{n}snmp"), Some(n), None),
         Kill::Before(n) => (format!("kb{n}snmp"), None, Some(n)),
     };
-    let mut sw = Switch::new(&name).await?;
-    sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
-        .await?;
-    sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "1s")])
-        .await?;
-    sw.boot_feature().await?;
-    sw.start_kubelet();
+    let sw = Switch::ready_for_switch_over(&name).await?;
     let first = sw.start_daemon_with(after, before).await?;
     let first_log = first.log.clone();
     let mut handle = first.handle;

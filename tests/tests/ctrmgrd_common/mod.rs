@@ -182,6 +182,20 @@ impl Switch {
         Self::on_engine(feature, docker_host).await
     }
 
+    /// A switch ready for a local → kube switch-over: `feature` set to kube owner, tag-as-good
+    /// after 1 s, its unit booted (the local container runs, the node is not joined yet) and the
+    /// emulated kubelet on; the test starts ctrmgrd.
+    pub async fn ready_for_switch_over(feature: &str) -> anyhow::Result<Self> {
+        let mut sw = Self::new(feature).await?;
+        sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
+            .await?;
+        sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "1s")])
+            .await?;
+        sw.boot_feature().await?;
+        sw.start_kubelet();
+        Ok(sw)
+    }
+
     /// The same switch on the docker engine at `docker_host` (a private one that the test
     /// restarts, for instance).
     pub async fn on_engine(feature: &str, docker_host: String) -> anyhow::Result<Self> {
@@ -546,6 +560,18 @@ impl Switch {
         std::fs::write(&tmp, json)?;
         std::fs::rename(&tmp, &self.timers_path)?;
         Ok(())
+    }
+
+    /// STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`: the restarts ctrmgrd started and has not seen
+    /// succeed (empty while unreadable or absent).
+    pub async fn pending_restarts(&self) -> Fields {
+        match self.state_db().await {
+            Ok(db) => db
+                .get_entry("CTRMGRD_STATE", "PENDING_RESTARTS")
+                .await
+                .unwrap_or_default(),
+            Err(_) => Fields::new(),
+        }
     }
 
     /// STATE_DB `KUBERNETES_MASTER|SERVER` (empty while unreadable or absent).
