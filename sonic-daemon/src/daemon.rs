@@ -1,6 +1,7 @@
 //! The daemon: one `tokio::select!` loop turning table subscriptions, the manager's deadlines,
 //! control messages (signals) and action results into [`Event`]s of the core's [`Manager`], and
-//! an executor carrying out its [`Action`]s one at a time through the ports.
+//! an executor carrying out its [`Action`]s through the ports: one at a time per lane (the
+//! node, each feature), lanes side by side (see [`crate::lanes`]).
 //!
 //! Level-triggered: the daemon keeps a mirror of the subscribed tables (a cache of Redis, exact
 //! thanks to the subscriptions' replay) and, at start, after every Redis reconnect, after a
@@ -8,7 +9,7 @@
 //! one from the mirror and the persisted label journal ("reconcile"). Nothing that matters lives
 //! only in memory, so a killed daemon restarted on the same databases reaches the same state.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::stream::{BoxStream, SelectAll};
+use futures::stream::{BoxStream, FuturesUnordered, SelectAll};
 use sonic_db::schema::{self, Origin};
 use sonic_db::{
     Fields, LinkState, Namespace, RedisFeatureStore, SonicDb, SubscribeOptions, TableEvent, TableOp,
@@ -35,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::WatchStream;
 
 use crate::instances::Instances;
+use crate::lanes::{ActionQueue, Ticket};
 use crate::report::{Level, LogSink, Reporter};
 use crate::settings::load_timers;
 
@@ -46,6 +48,8 @@ pub const TOPIC_MASTER: &str = "kubernetes master";
 pub const TOPIC_DOCKER: &str = "docker";
 /// Problem topic of Docker's HTTP proxy route to the master (`use_k8s_as_http_proxy`).
 pub const TOPIC_HTTP_PROXY: &str = "http proxy";
+/// How many actions run at once at most (see [`crate::lanes`]).
+pub const MAX_IN_FLIGHT: usize = 8;
 /// Problem topic: the record of pending restarts (STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`)
 /// cannot be read.
 pub const TOPIC_PENDING_RESTARTS: &str = "pending restarts";
@@ -53,7 +57,7 @@ pub const TOPIC_PENDING_RESTARTS: &str = "pending restarts";
 /// What the daemon is asked to do from outside (signals).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
-    /// SIGTERM: finish the action in flight, then exit.
+    /// SIGTERM: finish the actions in flight (start no new one), then exit.
     Terminate,
     /// SIGHUP: re-read `remote_ctr.config.json` and reconcile with the new timers.
     Reload,
@@ -62,7 +66,7 @@ pub enum Control {
 /// How the loop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
-    /// After [`Control::Terminate`], with the action in flight finished.
+    /// After [`Control::Terminate`], with the actions in flight finished.
     Terminated,
     /// The crash-test hook fired after this many executed actions.
     Aborted(u64),
@@ -189,18 +193,26 @@ fn where_(o: &Origin<'_>) -> String {
     format!("{} {}|{}", o.db, o.table, o.key)
 }
 
-type InFlight = Pin<Box<dyn Future<Output = (u64, Action, Executed)> + Send>>;
+/// An action that ended: its ticket, the generation it was started in, and its outcome.
+struct Done {
+    ticket: Ticket,
+    generation: u64,
+    action: Action,
+    executed: Executed,
+}
 
-/// Waits for the action in flight; never resolves when there is none.
-async fn in_flight(f: &mut Option<InFlight>) -> (u64, Action, Executed) {
-    match f {
-        Some(f) => f.await,
+type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// Waits for the next action in flight to end; never resolves when there is none.
+async fn next_done(f: &mut FuturesUnordered<InFlight>) -> Done {
+    match f.next().await {
+        Some(done) => done,
         None => std::future::pending().await,
     }
 }
 
 enum Woke {
-    Done(Box<(u64, Action, Executed)>),
+    Done(Box<Done>),
     Control(Option<Control>),
     Input(Option<Input>),
     Timer,
@@ -219,7 +231,10 @@ struct Daemon {
     previous: Option<Manager>,
     /// Bumped by every reconcile: answers of actions started before are dropped.
     generation: u64,
-    queue: VecDeque<Action>,
+    queue: ActionQueue,
+    /// Actions started so far (the crash-test hook before the n-th counts these).
+    started: u64,
+    /// Actions ended so far (the crash-test hook after the n-th counts these).
     executed: u64,
     reconcile_at: Option<Timestamp>,
     retry_delay: Duration,
@@ -322,7 +337,8 @@ pub async fn run(
         manager: None,
         previous: None,
         generation: 0,
-        queue: VecDeque::new(),
+        queue: ActionQueue::new(MAX_IN_FLIGHT),
+        started: 0,
         executed: 0,
         // Reconcile once the replays of every table are in the mirror: inputs win over timers.
         reconcile_at: Some(Timestamp::from_millis(0)),
@@ -330,47 +346,48 @@ pub async fn run(
         options,
         db_labels,
     };
-    let mut inflight: Option<InFlight> = None;
+    let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let mut terminating = false;
     let mut control_open = true;
     let config_label = sources.config_db.label().to_owned();
     loop {
-        if inflight.is_none()
-            && !terminating
-            && let Some(a) = d.queue.pop_front()
-        {
-            if d.options.abort_before_action == Some(d.executed + 1) {
+        while !terminating && let Some((ticket, a)) = d.queue.start_next() {
+            if d.options.abort_before_action == Some(d.started + 1) {
                 return Ok(Exit::Aborted(d.executed));
             }
+            d.started += 1;
             if d.options.trace_actions {
-                d.report.log(
-                    Level::Debug,
-                    &format!("action {} starts: {a:?}", d.executed + 1),
-                );
+                d.report
+                    .log(Level::Debug, &format!("action {} starts: {a:?}", d.started));
             }
-            inflight = Some(d.start(a));
+            inflight.push(d.start(ticket, a));
         }
-        if terminating && inflight.is_none() {
+        if terminating && inflight.is_empty() {
             return Ok(Exit::Terminated);
         }
         let sleep = tokio::time::sleep(d.until_next_deadline());
         let woke = tokio::select! {
             biased;
-            done = in_flight(&mut inflight) => Woke::Done(Box::new(done)),
+            done = next_done(&mut inflight) => Woke::Done(Box::new(done)),
             c = control.recv(), if control_open => Woke::Control(c),
             i = inputs.next() => Woke::Input(i),
             () = sleep => Woke::Timer,
         };
         match woke {
             Woke::Done(done) => {
-                let (generation, action, executed) = *done;
-                inflight = None;
+                let Done {
+                    ticket,
+                    generation,
+                    action,
+                    executed,
+                } = *done;
+                d.queue.finished(ticket);
                 d.executed += 1;
                 if d.options.trace_actions {
                     d.report.log(
                         Level::Debug,
                         &format!(
-                            "action {} ended: {:?}{}",
+                            "action {} ended ({action}): {:?}{}",
                             d.executed,
                             executed.event,
                             executed
@@ -389,7 +406,7 @@ pub async fn run(
             Woke::Control(None) => control_open = false,
             Woke::Control(Some(Control::Terminate)) => {
                 d.report
-                    .log(Level::Notice, "terminating after the action in flight");
+                    .log(Level::Notice, "terminating after the actions in flight");
                 terminating = true;
             }
             Woke::Control(Some(Control::Reload)) => d.reload(),
@@ -424,23 +441,12 @@ impl Daemon {
         }
     }
 
-    /// Queues an action. A label journal snapshot replaces one still waiting in the queue:
-    /// each snapshot is complete, so only the newest needs writing, and a burst of label
-    /// changes does not queue one copy of a growing journal per change.
+    /// Queues an action (see [`ActionQueue::push`]).
     fn enqueue(&mut self, action: Action) {
-        if let Action::SaveLabelJournal(_) = &action
-            && let Some(waiting) = self
-                .queue
-                .iter_mut()
-                .find(|a| matches!(a, Action::SaveLabelJournal(_)))
-        {
-            *waiting = action;
-            return;
-        }
-        self.queue.push_back(action);
+        self.queue.push(action);
     }
 
-    fn start(&self, action: Action) -> InFlight {
+    fn start(&self, ticket: Ticket, action: Action) -> InFlight {
         let p = self.ports.clone();
         let generation = self.generation;
         Box::pin(async move {
@@ -454,7 +460,12 @@ impl Daemon {
                 clock: p.clock.as_ref(),
             };
             let executed = execute_manager_action(ports, &action).await;
-            (generation, action, executed)
+            Done {
+                ticket,
+                generation,
+                action,
+                executed,
+            }
         })
     }
 
@@ -532,7 +543,7 @@ impl Daemon {
         if let Some(m) = self.manager.take() {
             self.previous = Some(m);
         }
-        self.queue.clear();
+        self.queue.drop_waiting();
         self.generation += 1;
     }
 

@@ -2,6 +2,7 @@
 //! tests can run it in-process with emulated ports.
 //!
 //! - [`daemon`]: the `tokio::select!` loop and the executor around the core's manager.
+//! - [`lanes`]: the action queue: actions of different features run at the same time.
 //! - [`wiring`]: production ports (Redis, Docker, Kubernetes, systemctl) from [`settings`].
 //! - [`instances`]: multi-ASIC routing of feature instances to namespaces and units.
 //! - [`services`]: the systemctl service manager and the system clock.
@@ -12,6 +13,7 @@
 
 pub mod daemon;
 pub mod instances;
+pub mod lanes;
 pub mod report;
 pub mod services;
 pub mod settings;

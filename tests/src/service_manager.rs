@@ -102,6 +102,9 @@ struct Inner {
     /// While set, every restart stops the unit and then fails to start it (see
     /// [`EmulatedServiceManager::fail_restarts`]).
     failing_restarts: std::sync::atomic::AtomicBool,
+    /// How long every restart takes before it stops the unit (milliseconds; see
+    /// [`EmulatedServiceManager::slow_restarts`]).
+    restart_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Feature units emulated with the `container` binary.
@@ -158,6 +161,7 @@ impl EmulatedServiceManager {
                 born: Instant::now(),
                 timeline: StdMutex::new(Vec::new()),
                 failing_restarts: std::sync::atomic::AtomicBool::new(false),
+                restart_delay_ms: std::sync::atomic::AtomicU64::new(0),
             }),
             supervisor: StdMutex::new(None),
         }
@@ -188,6 +192,15 @@ impl EmulatedServiceManager {
         self.inner
             .failing_restarts
             .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every `restart` from now on first takes `delay` (a unit whose ExecStop waits for a slow
+    /// container), recorded in the timeline as `restart <f>: begins` and `restart <f>: ends`.
+    pub fn slow_restarts(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .restart_delay_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The time since the manager was made (the zero of [`Self::timeline`]).
@@ -442,6 +455,29 @@ impl ServiceManager for EmulatedServiceManager {
     async fn restart(&self, f: &FeatureName) -> Result<(), PortError> {
         self.inner.record_unit("restart", f);
         self.supervise();
+        let delay = self
+            .inner
+            .restart_delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            self.inner.note(&format!("restart {f}: begins"));
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let r = self.restart_now(f).await;
+            self.inner.note(&format!("restart {f}: ends"));
+            return r;
+        }
+        self.restart_now(f).await
+    }
+
+    async fn is_active(&self, f: &FeatureName) -> Result<bool, PortError> {
+        let mut units = self.inner.units.lock().await;
+        Ok(units.get_mut(f).is_some_and(Inner::running))
+    }
+}
+
+impl EmulatedServiceManager {
+    /// `systemctl restart f` without the delay of [`Self::slow_restarts`].
+    async fn restart_now(&self, f: &FeatureName) -> Result<(), PortError> {
         let mut units = self.inner.units.lock().await;
         let unit = units.entry(f.clone()).or_default();
         unit.restart_at = None;
@@ -456,10 +492,5 @@ impl ServiceManager for EmulatedServiceManager {
             return Err(PortError::transient(e));
         }
         self.inner.start_locked(unit, f).await
-    }
-
-    async fn is_active(&self, f: &FeatureName) -> Result<bool, PortError> {
-        let mut units = self.inner.units.lock().await;
-        Ok(units.get_mut(f).is_some_and(Inner::running))
     }
 }

@@ -44,7 +44,7 @@ async fn sigterm_finishes_the_join_in_flight_and_exits_0() -> anyhow::Result<()>
     assert!(
         daemon
             .log()
-            .contains("terminating after the action in flight"),
+            .contains("terminating after the actions in flight"),
         "{}",
         daemon.log()
     );

@@ -159,6 +159,43 @@ async fn a_restart_that_failed_before_a_kill_is_carried_out_by_the_next_daemon()
     Ok(())
 }
 
+/// Actions of different lanes run side by side: while the switch-over's restart of the unit is
+/// slow (its stop waits for a container), a label the operator adds still reaches the node,
+/// and the switch-over completes afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_added_during_a_slow_restart_reaches_the_node_before_the_restart_ends()
+-> anyhow::Result<()> {
+    let sw = Switch::ready_for_switch_over("slowsnmp").await?;
+    sw.services.slow_restarts(Duration::from_secs(20));
+    let daemon = sw.start_daemon(None).await?;
+    let timeline_has =
+        |sw: &Switch, what: &str| sw.services.timeline().iter().any(|l| l.ends_with(what));
+    wait_for("the switch-over restart under way", DEADLINE, || async {
+        timeline_has(&sw, "restart slowsnmp: begins")
+    })
+    .await?;
+    sw.set_desired_labels(&[("rack", "r12")]).await?;
+    wait_for("the label rack=r12 on the node", DEADLINE, || async {
+        sw.node_labels().get("rack").map(String::as_str) == Some("r12")
+    })
+    .await?;
+    assert!(
+        !timeline_has(&sw, "restart slowsnmp: ends"),
+        "the label waited for the restart\n{}",
+        sw.services.timeline().join("\n")
+    );
+    if let Err(e) = assert_switched_to_kube(&sw, DEADLINE).await {
+        anyhow::bail!(
+            "{e:#}\n{}\nlog {:#?}",
+            diagnosis(&sw).await,
+            daemon.log.lines()
+        );
+    }
+    daemon.terminate().await?;
+    sw.teardown().await;
+    Ok(())
+}
+
 /// Where the crash-test hook kills ctrmgrd.
 #[derive(Debug, Clone, Copy)]
 enum Kill {

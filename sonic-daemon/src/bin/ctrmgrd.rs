@@ -1,6 +1,6 @@
 //! `ctrmgrd`: joins/resets the Kubernetes master, pushes node labels, switches features between
 //! local and kube, keeps the last good image and falls back to it. Signals: SIGTERM finishes the
-//! action in flight and exits 0; SIGHUP re-reads `remote_ctr.config.json`.
+//! actions in flight and exits 0; SIGHUP re-reads `remote_ctr.config.json`.
 //!
 //! Environment: `SONIC_DB_CONFIG`, `SONIC_DB_GLOBAL_CONFIG`, `DOCKER_HOST`,
 //! `SONIC_REMOTE_CTR_CONFIG`, `SONIC_VERSION_FILE`, `SONIC_CTRMGRD_KUBE_ROOT`,
