@@ -48,6 +48,8 @@ pub const TOPIC_MASTER: &str = "kubernetes master";
 pub const TOPIC_DOCKER: &str = "docker";
 /// Problem topic of Docker's HTTP proxy route to the master (`use_k8s_as_http_proxy`).
 pub const TOPIC_HTTP_PROXY: &str = "http proxy";
+/// Problem topic: the persisted clocks (STATE_DB `CTRMGRD_STATE|CLOCKS`) cannot be read.
+pub const TOPIC_CLOCKS: &str = "clocks";
 /// How many actions run at once at most (see [`crate::lanes`]).
 pub const MAX_IN_FLIGHT: usize = 8;
 /// Problem topic: the record of pending restarts (STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`)
@@ -195,6 +197,8 @@ fn where_(o: &Origin<'_>) -> String {
 
 /// An action that ended: its ticket, the generation it was started in, and its outcome.
 struct Done {
+    /// The action's number in start order (for the trace).
+    number: u64,
     ticket: Ticket,
     generation: u64,
     action: Action,
@@ -360,7 +364,7 @@ pub async fn run(
                 d.report
                     .log(Level::Debug, &format!("action {} starts: {a:?}", d.started));
             }
-            inflight.push(d.start(ticket, a));
+            inflight.push(d.start(d.started, ticket, a));
         }
         if terminating && inflight.is_empty() {
             return Ok(Exit::Terminated);
@@ -376,6 +380,7 @@ pub async fn run(
         match woke {
             Woke::Done(done) => {
                 let Done {
+                    number,
                     ticket,
                     generation,
                     action,
@@ -387,8 +392,7 @@ pub async fn run(
                     d.report.log(
                         Level::Debug,
                         &format!(
-                            "action {} ended ({action}): {:?}{}",
-                            d.executed,
+                            "action {number} ended ({action}): {:?}{}",
                             executed.event,
                             executed
                                 .error
@@ -446,7 +450,7 @@ impl Daemon {
         self.queue.push(action);
     }
 
-    fn start(&self, ticket: Ticket, action: Action) -> InFlight {
+    fn start(&self, number: u64, ticket: Ticket, action: Action) -> InFlight {
         let p = self.ports.clone();
         let generation = self.generation;
         Box::pin(async move {
@@ -461,6 +465,7 @@ impl Daemon {
             };
             let executed = execute_manager_action(ports, &action).await;
             Done {
+                number,
                 ticket,
                 generation,
                 action,
@@ -479,6 +484,7 @@ impl Daemon {
             Action::WriteServerStatus(_)
             | Action::SetDesiredLabels(_)
             | Action::SaveLabelJournal(_)
+            | Action::SaveClocks(_)
             | Action::ForgetRestart(_)
             | Action::UpdateFeatureStatus { .. } => TOPIC_REDIS.to_owned(),
             // An answered is-active query says nothing about a restart that failed: each has
@@ -652,6 +658,21 @@ impl Daemon {
                 BTreeMap::new()
             }
         };
+        // The clocks to carry on: the replaced manager's within one process, else those an
+        // earlier process persisted (unreadable ones are reported and started afresh).
+        let carried = match self.previous.take() {
+            Some(m) => Some(m.clocks()),
+            None => match self.ports.state.load_clocks().await {
+                Ok(c) => {
+                    self.report.resolved(TOPIC_CLOCKS);
+                    c
+                }
+                Err(e) => {
+                    self.report.problem(TOPIC_CLOCKS, &error_chain(&e));
+                    None
+                }
+            },
+        };
         let mut manager = Manager::new(self.options.timers.clone(), node, journal);
         manager.set_restart_backoff(self.options.retry_min, self.options.retry_max);
         self.manager = Some(manager);
@@ -688,8 +709,10 @@ impl Daemon {
             self.feed(Event::PendingRestarts(pending));
         }
         let now = self.now();
-        if let (Some(m), Some(previous)) = (self.manager.as_mut(), self.previous.take()) {
-            m.adopt_clocks(&previous, now);
+        if let (Some(m), Some(carried)) = (self.manager.as_mut(), carried) {
+            for action in m.adopt_clocks(&carried, now) {
+                self.enqueue(action);
+            }
         }
     }
 

@@ -38,6 +38,7 @@ pub fn lane_of(action: &Action) -> Lane {
         | Action::ReadNodeLabels(_)
         | Action::PatchNodeLabels(..)
         | Action::SaveLabelJournal(_)
+        | Action::SaveClocks(_)
         | Action::RouteHttpProxy { .. } => Lane::Node,
         Action::CheckService(_, f)
         | Action::RestartService { feature: f, .. }
@@ -78,15 +79,16 @@ impl ActionQueue {
         self.limit
     }
 
-    /// Queues an action. A label journal snapshot replaces one still waiting: each snapshot
-    /// is complete, so only the newest needs writing, and a burst of label changes does not
-    /// queue one copy of a growing journal per change.
+    /// Queues an action. A label journal or clocks snapshot replaces one of its kind still
+    /// waiting: each snapshot is complete, so only the newest needs writing, and a burst of
+    /// label changes does not queue one copy of a growing journal per change.
     pub fn push(&mut self, action: Action) {
-        if let Action::SaveLabelJournal(_) = &action
+        let kind = std::mem::discriminant(&action);
+        if matches!(action, Action::SaveLabelJournal(_) | Action::SaveClocks(_))
             && let Some((_, _, waiting)) = self
                 .waiting
                 .iter_mut()
-                .find(|(_, _, a)| matches!(a, Action::SaveLabelJournal(_)))
+                .find(|(_, _, a)| std::mem::discriminant(a) == kind)
         {
             *waiting = action;
             return;

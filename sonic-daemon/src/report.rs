@@ -41,11 +41,11 @@ impl MemoryLog {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// How many lines contain `needle`.
+    /// How many lines contain `needle`, not counting the action traces ([`Level::Debug`]).
     pub fn count(&self, needle: &str) -> usize {
         self.lines()
             .iter()
-            .filter(|(_, l)| l.contains(needle))
+            .filter(|(level, l)| *level != Level::Debug && l.contains(needle))
             .count()
     }
 }

@@ -70,23 +70,26 @@ impl ServiceManager for SystemctlServices {
     }
 }
 
-/// Monotonic time since the daemon started, and local wall-clock time.
+/// Monotonic time since the switch booted (`CLOCK_BOOTTIME` when the daemon started, then
+/// the monotonic clock), and local wall-clock time. Counting from the boot rather than from the
+/// daemon's start keeps the manager's persisted clocks (`CTRMGRD_STATE|CLOCKS`) valid for the
+/// next daemon process.
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
     start: Instant,
+    since_boot: Duration,
 }
 
 impl SystemClock {
-    /// A clock whose monotonic zero is now.
+    /// A clock reading the time since boot now (zero if the kernel cannot tell).
     pub fn new() -> Self {
+        let since_boot = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+            .map(Duration::from)
+            .unwrap_or_default();
         Self {
             start: Instant::now(),
+            since_boot,
         }
-    }
-
-    /// The instant of a core timestamp.
-    pub fn instant_of(&self, t: Timestamp) -> Instant {
-        self.start + Duration::from_millis(t.as_millis())
     }
 }
 
@@ -98,8 +101,8 @@ impl Default for SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Timestamp::from_millis(ms)
+        let t = self.since_boot + self.start.elapsed();
+        Timestamp::from_millis(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
     }
 
     fn wall_time(&self) -> String {
@@ -146,6 +149,23 @@ mod tests {
         let e = s.is_active(&f("snmp")).await.unwrap_err();
         assert!(e.is_transient());
         assert!(e.to_string().contains("/nonexistent/systemctl"), "{e}");
+    }
+
+    #[test]
+    fn the_clock_counts_from_the_boot_so_two_processes_agree() {
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let a = SystemClock::new().now().as_millis();
+        let b = SystemClock::new().now().as_millis();
+        // Both near the uptime (which has a 10 ms resolution), not near zero.
+        let up = (uptime * 1000.0) as u64;
+        assert!(a + 1000 >= up && a <= up + 1000, "{a} vs uptime {up}");
+        assert!(b >= a && b - a < 1000, "{a} {b}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use sonic_feature_core::labels::LabelJournal;
-use sonic_feature_core::manager::NodeInfo;
+use sonic_feature_core::manager::{Clocks, NodeInfo};
 use sonic_feature_core::model::{
     AdminState, CurrentOwner, FeatureConfig, FeatureName, FeatureStatus, ImageMgmt,
     ImageMgmtOverride, LabelKey, LabelValue, ModelError, NodeLabels, RemoteState, ServerConfig,
@@ -171,6 +171,17 @@ pub mod label_journal {
     pub const JSON: &str = "json";
 }
 
+/// STATE_DB `CTRMGRD_STATE|CLOCKS`: the manager's clocks as JSON (times on ctrmgrd's clock,
+/// which counts from the switch's boot), so that a restarted daemon carries them on.
+pub mod clocks {
+    /// Table name.
+    pub const TABLE: &str = "CTRMGRD_STATE";
+    /// The only key.
+    pub const KEY: &str = "CLOCKS";
+    /// The clocks as JSON.
+    pub const JSON: &str = "json";
+}
+
 /// STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`: one field per feature (or instance) whose
 /// restart ctrmgrd started and has not seen succeed, valued with the owner it switches to
 /// (`local` / `kube`), so that a failed restart is retried also after a daemon restart.
@@ -215,6 +226,20 @@ pub enum SchemaError {
         key: String,
         /// Field name.
         field: String,
+        /// The stored text (cut to 200 characters).
+        value: String,
+        /// What serde_json said.
+        reason: String,
+    },
+    /// Other stored JSON of ours (the clocks) that is not of the expected shape.
+    #[error("{db} {key} field json: invalid {what} {value:?}: {reason}")]
+    Json {
+        /// Database.
+        db: String,
+        /// Redis key (its field `json` holds the text).
+        key: String,
+        /// What the JSON holds.
+        what: &'static str,
         /// The stored text (cut to 200 characters).
         value: String,
         /// What serde_json said.
@@ -592,6 +617,31 @@ pub fn parse_pending_restarts(
         out.insert(feature, owner);
     }
     Ok(out)
+}
+
+/// STATE_DB `CTRMGRD_STATE|CLOCKS` fields to the manager's [`Clocks`]; `None` when never
+/// saved.
+pub fn parse_clocks(o: &Origin<'_>, fields: &Fields) -> Result<Option<Clocks>, SchemaError> {
+    let Some(text) = get(fields, clocks::JSON) else {
+        return Ok(None);
+    };
+    serde_json::from_str::<Clocks>(text)
+        .map(Some)
+        .map_err(|e| SchemaError::Json {
+            db: o.db.to_string(),
+            key: o.redis_key(),
+            what: "clocks",
+            value: text.chars().take(200).collect(),
+            reason: e.to_string(),
+        })
+}
+
+/// The manager's [`Clocks`] to STATE_DB `CTRMGRD_STATE|CLOCKS` fields.
+pub fn clocks_fields(c: &Clocks) -> Result<Fields, serde_json::Error> {
+    Ok(Fields::from([(
+        clocks::JSON.to_string(),
+        serde_json::to_string(c)?,
+    )]))
 }
 
 /// A [`LabelJournal`] to STATE_DB `CTRMGRD_STATE|LABEL_JOURNAL` fields.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use sonic_feature_core::labels::LabelJournal;
-use sonic_feature_core::manager::NodeInfo;
+use sonic_feature_core::manager::{Clocks, NodeInfo};
 use sonic_feature_core::model::{
     FeatureConfig, FeatureName, FeatureStatus, ImageMgmt, LabelKey, NodeLabels, ServerConfig,
     ServerStatus, SetOwner, StatusUpdate,
@@ -69,6 +69,40 @@ impl RedisFeatureStore {
     /// STATE_DB.
     pub fn state_db(&self) -> &SonicDb {
         &self.state
+    }
+
+    /// Reads one of ctrmgrd's own STATE_DB entries and parses it with `parse`.
+    async fn read_state<T>(
+        &self,
+        table: &str,
+        key: &str,
+        parse: impl Fn(&Origin<'_>, &Fields) -> Result<T, SchemaError>,
+    ) -> Result<T, PortError> {
+        let fields = self.state.get_entry(table, key).await.map_err(db_err)?;
+        parse(&Self::origin(&self.state, table, key), &fields).map_err(schema_err)
+    }
+
+    /// Replaces one of ctrmgrd's own STATE_DB entries with `fields` (`what`: for the message
+    /// when they could not be encoded).
+    async fn write_state(
+        &self,
+        table: &str,
+        key: &str,
+        what: &str,
+        fields: Result<Fields, serde_json::Error>,
+    ) -> Result<(), PortError> {
+        let fields = fields.map_err(|e| {
+            PortError::permanent(format!(
+                "cannot encode {what} for {} {}: {e}",
+                self.state.label(),
+                self.state.redis_key(table, key)
+            ))
+            .with_source(e)
+        })?;
+        self.state
+            .set_entry(table, key, &fields)
+            .await
+            .map_err(db_err)
     }
 
     fn origin<'a>(db: &'a SonicDb, table: &'a str, key: &'a str) -> Origin<'a> {
@@ -227,29 +261,15 @@ impl ManagerStateStore for RedisFeatureStore {
 
     async fn load_label_journal(&self) -> Result<Option<LabelJournal>, PortError> {
         use schema::label_journal as t;
-        let fields = self
-            .state
-            .get_entry(t::TABLE, t::KEY)
+        self.read_state(t::TABLE, t::KEY, schema::parse_label_journal)
             .await
-            .map_err(db_err)?;
-        schema::parse_label_journal(&Self::origin(&self.state, t::TABLE, t::KEY), &fields)
-            .map_err(schema_err)
     }
 
     async fn save_label_journal(&self, journal: &LabelJournal) -> Result<(), PortError> {
         use schema::label_journal as t;
-        let fields: Fields = schema::label_journal_fields(journal).map_err(|e| {
-            PortError::permanent(format!(
-                "cannot encode the label journal for {} {}: {e}",
-                self.state.label(),
-                self.state.redis_key(t::TABLE, t::KEY)
-            ))
-            .with_source(e)
-        })?;
-        self.state
-            .set_entry(t::TABLE, t::KEY, &fields)
+        let fields = schema::label_journal_fields(journal);
+        self.write_state(t::TABLE, t::KEY, "the label journal", fields)
             .await
-            .map_err(db_err)
     }
 
     async fn note_pending_restart(
@@ -273,14 +293,22 @@ impl ManagerStateStore for RedisFeatureStore {
             .map_err(db_err)
     }
 
+    async fn save_clocks(&self, clocks: &Clocks) -> Result<(), PortError> {
+        use schema::clocks as t;
+        let fields = schema::clocks_fields(clocks);
+        self.write_state(t::TABLE, t::KEY, "the clocks", fields)
+            .await
+    }
+
+    async fn load_clocks(&self) -> Result<Option<Clocks>, PortError> {
+        use schema::clocks as t;
+        self.read_state(t::TABLE, t::KEY, schema::parse_clocks)
+            .await
+    }
+
     async fn load_pending_restarts(&self) -> Result<BTreeMap<FeatureName, SetOwner>, PortError> {
         use schema::pending_restarts as t;
-        let fields = self
-            .state
-            .get_entry(t::TABLE, t::KEY)
+        self.read_state(t::TABLE, t::KEY, schema::parse_pending_restarts)
             .await
-            .map_err(db_err)?;
-        schema::parse_pending_restarts(&Self::origin(&self.state, t::TABLE, t::KEY), &fields)
-            .map_err(schema_err)
     }
 }

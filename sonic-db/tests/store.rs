@@ -417,6 +417,48 @@ async fn a_malformed_pending_restart_is_an_error_naming_its_field() {
 }
 
 #[tokio::test]
+async fn the_managers_clocks_survive_in_state_db_and_bad_ones_are_named() {
+    use sonic_feature_core::manager::{Clocks, FeatureClocks, MarkGoodClock};
+    use sonic_feature_core::model::{ContainerId, Timestamp};
+    let server = RedisServer::start().unwrap();
+    let store = store(&server).await;
+    assert_eq!(store.load_clocks().await.unwrap(), None);
+    let clocks = Clocks {
+        features: [(
+            feature("snmp"),
+            FeatureClocks {
+                failing_since: Some(Timestamp::from_millis(12_000)),
+                alerted: true,
+                mark_good: Some(MarkGoodClock {
+                    container: ContainerId::parse("0123456789ab").unwrap(),
+                    version: Version::parse("2.0.0").unwrap(),
+                    due: Some(Timestamp::from_millis(612_000)),
+                }),
+                ..FeatureClocks::default()
+            },
+        )]
+        .into(),
+    };
+    store.save_clocks(&clocks).await.unwrap();
+    assert_eq!(store.load_clocks().await.unwrap(), Some(clocks));
+
+    let mut c = server.connection(STATE_DB).unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("CTRMGRD_STATE|CLOCKS")
+        .arg("json")
+        .arg("{\"features\": 7}")
+        .query(&mut c)
+        .unwrap();
+    let e = store.load_clocks().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent);
+    let text = e.to_string();
+    assert!(
+        text.contains("CTRMGRD_STATE|CLOCKS") && text.contains("invalid clocks"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn image_mgmt_reads_global_and_feature_overrides() {
     let server = RedisServer::start().unwrap();
     server

@@ -500,6 +500,7 @@ pub async fn execute_manager_action(ports: ManagerPorts<'_>, action: &Action) ->
         Action::SaveLabelJournal(j) => {
             Executed::from_result(ports.state.save_label_journal(j).await)
         }
+        Action::SaveClocks(c) => Executed::from_result(ports.state.save_clocks(c).await),
         Action::CheckService(r, f) => match ports.services.is_active(f).await {
             Ok(active) => Executed::answer(Event::ServiceActivity {
                 request: *r,

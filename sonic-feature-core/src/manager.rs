@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::images::{ImageOp, MarkGoodFacts, MarkGoodPlan, plan_mark_good};
 use crate::labels::{LabelJournal, LabelPatch};
 use crate::model::{
@@ -196,6 +198,8 @@ pub enum Action {
     PatchNodeLabels(RequestId, LabelPatch),
     /// Persist the label journal (it changed).
     SaveLabelJournal(LabelJournal),
+    /// Persist the clocks (they changed), for the next daemon process.
+    SaveClocks(Clocks),
     /// Ask whether the feature's unit is active; answer [`Event::ServiceActivity`].
     CheckService(RequestId, FeatureName),
     /// `systemctl reset-failed` + `restart` of the feature, to switch to `owner`; the executor
@@ -303,6 +307,7 @@ impl fmt::Display for Action {
                 patch(f, p)
             }
             Self::SaveLabelJournal(j) => write!(f, "save label journal ({} queued)", j.queue.len()),
+            Self::SaveClocks(c) => write!(f, "save clocks ({} features)", c.features.len()),
             Self::CheckService(_, x) => write!(f, "is-active {x}"),
             Self::RestartService { feature, owner, .. } => {
                 write!(f, "restart {feature} -> {owner}")
@@ -345,6 +350,55 @@ struct MarkGood {
     container: ContainerId,
     version: Version,
     stage: MarkStage,
+}
+
+/// The manager's clocks and what they describe, per feature: the failure clock with its alert
+/// and rollback, the uninterrupted run of a deployment, the mark-good timer, and the versions
+/// they concern. Persisted by the daemon (STATE_DB `CTRMGRD_STATE|CLOCKS`) so that a restarted
+/// daemon carries them on ([`Manager::adopt_clocks`]); the daemon's clock counts from the
+/// switch's boot, so the times stay valid across daemon restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Clocks {
+    /// Features with at least one clock or version.
+    pub features: BTreeMap<FeatureName, FeatureClocks>,
+}
+
+/// The clocks of one feature (see [`Clocks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FeatureClocks {
+    /// Since when the kube-owned feature does not run under Kubernetes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
+    /// Since when its deployment runs without interruption.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<Timestamp>,
+    /// The failure's alert was raised.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub alerted: bool,
+    /// The rollback to the golden image was done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fell_back: bool,
+    /// The tag-as-good timer of a running deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark_good: Option<MarkGoodClock>,
+    /// The version a rollback blocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Version>,
+    /// The version that last ran under Kubernetes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_version: Option<Version>,
+}
+
+/// The tag-as-good timer of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkGoodClock {
+    /// The deployment's container.
+    pub container: ContainerId,
+    /// Its version.
+    pub version: Version,
+    /// When it is due; `None`: its facts or operations were in flight (asked again at once).
+    pub due: Option<Timestamp>,
 }
 
 /// First wait before a failed service restart is tried again (doubled after each failure).
@@ -458,6 +512,8 @@ pub struct Manager {
     proxy_retry_at: Option<Timestamp>,
     /// First and longest wait between attempts of a failed service restart.
     restart_backoff: (Duration, Duration),
+    /// The clocks last emitted with [`Action::SaveClocks`].
+    saved_clocks: Clocks,
 }
 
 impl Manager {
@@ -485,6 +541,7 @@ impl Manager {
             proxy_request: None,
             proxy_retry_at: None,
             restart_backoff: (RESTART_RETRY_MIN, RESTART_RETRY_MAX),
+            saved_clocks: Clocks::default(),
         }
     }
 
@@ -504,29 +561,59 @@ impl Manager {
         self.connected
     }
 
-    /// Continues the clocks of `previous` — the manager this one replaces after a reconcile
-    /// (database reconnect, SIGHUP) — once the whole state has been fed to this one at `now`.
+    /// The clocks and what they describe, per feature (see [`Clocks`]).
+    pub fn clocks(&self) -> Clocks {
+        let mut features = BTreeMap::new();
+        for (f, e) in &self.features {
+            let c = FeatureClocks {
+                failing_since: e.failing_since,
+                running_since: e.running_since,
+                alerted: e.alerted,
+                fell_back: e.fell_back,
+                mark_good: e.mark_good.as_ref().map(|m| MarkGoodClock {
+                    container: m.container.clone(),
+                    version: m.version.clone(),
+                    due: match m.stage {
+                        MarkStage::Waiting(t) => Some(t),
+                        MarkStage::Gathering(_) | MarkStage::Running(_) => None,
+                    },
+                }),
+                candidate: e.candidate.clone(),
+                kube_version: e.kube_version.clone(),
+            };
+            if c != FeatureClocks::default() {
+                features.insert(f.clone(), c);
+            }
+        }
+        Clocks { features }
+    }
+
+    /// Continues the clocks of `previous` — those of the manager this one replaces after a
+    /// reconcile (database reconnect, SIGHUP), or those an earlier daemon process persisted —
+    /// once the whole state has been fed to this one at `now`. Returns
+    /// [`Action::SaveClocks`] when the clocks changed.
     ///
     /// A fresh manager starts every clock at the time it first sees a status, so without this a
-    /// Redis restart every few minutes would postpone forever the tag-as-good of a deployment
-    /// and the failure detection of a crash loop, and would raise a failure's alert a second
-    /// time. Only clocks that still describe the same thing are carried: the failure of a
-    /// feature this manager also sees failing (with its alert and rollback), the uninterrupted
-    /// run of a deployment it also sees running, the mark-good timer of the same container and
-    /// version. A mark-good whose facts or operations were in flight (their answers are dropped
-    /// at a reconcile) is asked again at once.
-    pub fn adopt_clocks(&mut self, previous: &Manager, now: Timestamp) {
+    /// Redis restart every few minutes (or a daemon restart) would postpone forever the
+    /// tag-as-good of a deployment and the failure detection of a crash loop, and would raise a
+    /// failure's alert a second time. Only clocks that still describe the same thing are
+    /// carried: the failure of a feature this manager also sees failing (with its alert and
+    /// rollback), the uninterrupted run of a deployment it also sees running, the mark-good
+    /// timer of the same container and version. A mark-good whose facts or operations were in
+    /// flight (their answers are dropped at a reconcile) is asked again at once. A time after
+    /// `now` (clocks of another boot) counts as `now`.
+    pub fn adopt_clocks(&mut self, previous: &Clocks, now: Timestamp) -> Vec<Action> {
         for (f, e) in &mut self.features {
             let Some(old) = previous.features.get(f) else {
                 continue;
             };
             if let (Some(new), Some(was)) = (e.failing_since, old.failing_since) {
-                e.failing_since = Some(new.min(was));
+                e.failing_since = Some(new.min(was).min(now));
                 e.alerted |= old.alerted;
                 e.fell_back |= old.fell_back;
             }
             if let (Some(new), Some(was)) = (e.running_since, old.running_since) {
-                e.running_since = Some(new.min(was));
+                e.running_since = Some(new.min(was).min(now));
             }
             if e.candidate.is_none() {
                 e.candidate.clone_from(&old.candidate);
@@ -539,12 +626,21 @@ impl Manager {
                 && m.container == was.container
                 && m.version == was.version
             {
-                let carried = match was.stage {
-                    MarkStage::Waiting(t) => t,
-                    MarkStage::Gathering(_) | MarkStage::Running(_) => now,
-                };
+                let carried = was.due.unwrap_or(now);
                 m.stage = MarkStage::Waiting(at.min(carried));
             }
+        }
+        let mut out = Vec::new();
+        self.save_clocks(&mut out);
+        out
+    }
+
+    /// Emits [`Action::SaveClocks`] when the clocks differ from those last emitted.
+    fn save_clocks(&mut self, out: &mut Vec<Action>) {
+        let clocks = self.clocks();
+        if clocks != self.saved_clocks {
+            self.saved_clocks = clocks.clone();
+            out.push(Action::SaveClocks(clocks));
         }
     }
 
@@ -733,6 +829,7 @@ impl Manager {
         }
         self.release_handovers(&mut out);
         self.fire_due(now, &mut out);
+        self.save_clocks(&mut out);
         out
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::labels::LabelJournal;
+use crate::manager::Clocks;
 use crate::model::{
     ContainerId, FeatureConfig, FeatureName, FeatureStatus, LabelKey, NodeLabels, ServerConfig,
     ServerStatus, SetOwner, StatusUpdate, Timestamp, Version,
@@ -174,6 +175,10 @@ pub trait ManagerStateStore: Send + Sync {
     async fn clear_pending_restart(&self, f: &FeatureName) -> Result<(), PortError>;
     /// The restarts recorded as pending.
     async fn load_pending_restarts(&self) -> Result<BTreeMap<FeatureName, SetOwner>, PortError>;
+    /// Persists the manager's clocks.
+    async fn save_clocks(&self, clocks: &Clocks) -> Result<(), PortError>;
+    /// Loads the persisted clocks; `None` when none were saved yet.
+    async fn load_clocks(&self) -> Result<Option<Clocks>, PortError>;
 }
 
 /// Docker containers (implemented by `sonic-docker-adapter`).

@@ -453,7 +453,10 @@ impl MasterSim {
                     Event::JoinFailed(r, "master down".into())
                 });
             }
-            Action::Reset | Action::WriteServerStatus(_) | Action::SaveLabelJournal(_) => {}
+            Action::Reset
+            | Action::WriteServerStatus(_)
+            | Action::SaveLabelJournal(_)
+            | Action::SaveClocks(_) => {}
             Action::Alert { .. } | Action::UpdateFeatureStatus { .. } => {}
             Action::RouteHttpProxy { request, .. } => {
                 self.queue.push(Event::HttpProxyRouted(request));

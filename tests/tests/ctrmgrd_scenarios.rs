@@ -58,6 +58,12 @@ async fn f0_owner_local_while_kube_runs_brings_the_local_container_back_and_clea
         !sw.container_running(&pod).await
     })
     .await?;
+    // The label goes out while the restart still runs (actions of the node and of the feature
+    // run side by side): its success is logged when it ends.
+    wait_for("the restart logged", DEADLINE, || async {
+        daemon.log.count("Restarted f0snmp to switch to local") >= 1
+    })
+    .await?;
     assert_eq!(
         daemon.log.count("Restarted f0snmp to switch to local"),
         1,

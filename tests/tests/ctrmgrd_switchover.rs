@@ -196,6 +196,73 @@ async fn a_label_added_during_a_slow_restart_reaches_the_node_before_the_restart
     Ok(())
 }
 
+/// The tag-as-good timer runs on across a daemon kill: the manager's clocks are persisted
+/// (STATE_DB `CTRMGRD_STATE|CLOCKS`, on a clock counting from the boot), so the next daemon
+/// tags the kube image when the first would have, not a whole period after its own start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tag_as_good_timer_runs_on_after_a_daemon_kill() -> anyhow::Result<()> {
+    const MARK_GOOD: Duration = Duration::from_secs(40);
+    const KILLED_AFTER: Duration = Duration::from_secs(25);
+    let sw = Switch::new("clksnmp").await?;
+    sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
+        .await?;
+    sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "40s")])
+        .await?;
+    sw.boot_feature().await?;
+    let mut sw = sw;
+    sw.start_kubelet();
+    let first = sw.start_daemon(None).await?;
+    wait_for(
+        "current_owner=kube and remote_state=running",
+        DEADLINE,
+        || async {
+            let s = sw.status().await;
+            s.get("current_owner").map(String::as_str) == Some("kube")
+                && s.get("remote_state").map(String::as_str) == Some("running")
+        },
+    )
+    .await?;
+    let running_at = tokio::time::Instant::now();
+    wait_for("the mark-good timer persisted", DEADLINE, || async {
+        sw.state_db()
+            .await
+            .unwrap()
+            .get_entry("CTRMGRD_STATE", "CLOCKS")
+            .await
+            .unwrap_or_default()
+            .get("json")
+            .is_some_and(|j| j.contains("mark_good"))
+    })
+    .await?;
+    // The scenario: the first daemon runs for 25 s of the 40 s period, then is killed (dropped
+    // without any cleanup).
+    tokio::time::sleep_until(running_at + KILLED_AFTER).await;
+    assert_ne!(
+        sw.status_field("container_stable_version").await.as_deref(),
+        Some(KUBE_VERSION),
+        "tagged before its period"
+    );
+    first.handle.abort();
+    let _ = first.handle.await;
+    let restarted_at = tokio::time::Instant::now();
+    let second = sw.start_daemon(None).await?;
+    wait_for("container_stable_version=2.0.0", DEADLINE, || async {
+        sw.status_field("container_stable_version").await.as_deref() == Some(KUBE_VERSION)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\nlog {:#?}", second.log.lines()))?;
+    let after = restarted_at.elapsed();
+    // Carried on: due about 15 s after the restart. Started again it would be 40 s or more.
+    assert!(
+        after < MARK_GOOD - Duration::from_secs(2),
+        "tagged {after:?} after the restart: the timer started again\n{:#?}",
+        second.log.lines()
+    );
+    second.terminate().await?;
+    sw.teardown().await;
+    Ok(())
+}
+
 /// Where the crash-test hook kills ctrmgrd.
 #[derive(Debug, Clone, Copy)]
 enum Kill {
