@@ -360,8 +360,9 @@ async fn kill_points(kills: Vec<Kill>) -> anyhow::Result<()> {
     Ok(())
 }
 
-// The switch-over takes about 18 actions; how many exactly depends on timing (a retry or a
-// coalesced notification changes the count), so the kill points stop at 15, well inside every run:
+// The switch-over takes about 20 actions (with the clock snapshots); how many exactly depends on
+// timing (a retry, a coalesced notification or a coalesced snapshot changes the count, and with
+// lanes several run at once), so the kill points stop at 15, well inside every run:
 // 2 x 15 kill points, each a real kill, each converging to the same end state.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
