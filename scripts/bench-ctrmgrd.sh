@@ -26,6 +26,9 @@
 #           Node deserializers, binary 6.39 -> 5.77 MB): idle 7.81 MiB (anon 1932 KiB, file
 #           6068 KiB: ctrmgrd 4808, libc 1280, ld.so 212, libgcc 100); after 10k/20k/30k
 #           changes 8.11/8.16/7.95 MiB; p50 0.695 ms, p99 0.836 ms.
+#   session 3 (lanes, restarts answered, clocks persisted; 5caeeb5): idle 7.83 MiB (anon 1948
+#           KiB, file 6068 KiB); after 10k/20k/30k changes 8.07/8.03/8.11 MiB; p50 0.724 ms,
+#           p99 0.988 ms.
 #   The file-backed figure of the same binary varies by ~0.25 MiB between runs (how the page
 #   cache holds the file).
 #
