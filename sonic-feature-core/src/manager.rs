@@ -352,6 +352,16 @@ struct MarkGood {
     stage: MarkStage,
 }
 
+impl MarkGood {
+    /// When it is due; `None` while its facts or operations are in flight.
+    fn due(&self) -> Option<Timestamp> {
+        match self.stage {
+            MarkStage::Waiting(t) => Some(t),
+            MarkStage::Gathering(_) | MarkStage::Running(_) => None,
+        }
+    }
+}
+
 /// The manager's clocks and what they describe, per feature: the failure clock with its alert
 /// and rollback, the uninterrupted run of a deployment, the mark-good timer, and the versions
 /// they concern. Persisted by the daemon (STATE_DB `CTRMGRD_STATE|CLOCKS`) so that a restarted
@@ -388,6 +398,26 @@ pub struct FeatureClocks {
     /// The version that last ran under Kubernetes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kube_version: Option<Version>,
+}
+
+impl FeatureClocks {
+    /// Whether these are the clocks of `e` (what [`Manager::clocks`] takes from it).
+    fn describes(&self, e: &FeatureEntry) -> bool {
+        let mark_good = match (&self.mark_good, &e.mark_good) {
+            (None, None) => true,
+            (Some(c), Some(m)) => {
+                c.container == m.container && c.version == m.version && c.due == m.due()
+            }
+            (Some(_), None) | (None, Some(_)) => false,
+        };
+        mark_good
+            && self.failing_since == e.failing_since
+            && self.running_since == e.running_since
+            && self.alerted == e.alerted
+            && self.fell_back == e.fell_back
+            && self.candidate == e.candidate
+            && self.kube_version == e.kube_version
+    }
 }
 
 /// The tag-as-good timer of one deployment.
@@ -573,10 +603,7 @@ impl Manager {
                 mark_good: e.mark_good.as_ref().map(|m| MarkGoodClock {
                     container: m.container.clone(),
                     version: m.version.clone(),
-                    due: match m.stage {
-                        MarkStage::Waiting(t) => Some(t),
-                        MarkStage::Gathering(_) | MarkStage::Running(_) => None,
-                    },
+                    due: m.due(),
                 }),
                 candidate: e.candidate.clone(),
                 kube_version: e.kube_version.clone(),
@@ -635,13 +662,36 @@ impl Manager {
         out
     }
 
-    /// Emits [`Action::SaveClocks`] when the clocks differ from those last emitted.
+    /// Emits [`Action::SaveClocks`] when the clocks differ from those last emitted. Runs after
+    /// every step, so it compares in place and builds a snapshot only when something changed.
     fn save_clocks(&mut self, out: &mut Vec<Action>) {
-        let clocks = self.clocks();
-        if clocks != self.saved_clocks {
-            self.saved_clocks = clocks.clone();
-            out.push(Action::SaveClocks(clocks));
+        if self.clocks_unchanged() {
+            return;
         }
+        let clocks = self.clocks();
+        self.saved_clocks = clocks.clone();
+        out.push(Action::SaveClocks(clocks));
+    }
+
+    /// Whether [`Manager::clocks`] would equal the clocks last emitted.
+    fn clocks_unchanged(&self) -> bool {
+        let mut seen = 0;
+        for (f, e) in &self.features {
+            match self.saved_clocks.features.get(f) {
+                Some(saved) => {
+                    if !saved.describes(e) {
+                        return false;
+                    }
+                    seen += 1;
+                }
+                None => {
+                    if !FeatureClocks::default().describes(e) {
+                        return false;
+                    }
+                }
+            }
+        }
+        seen == self.saved_clocks.features.len()
     }
 
     /// Feeds one event at `now`; returns the actions to carry out in order. Timers due at `now`

@@ -22,7 +22,7 @@ use sonic_feature_core::images::{
     LOCAL_TAG, MarkGoodFacts, MarkGoodPlan, apply_ops, golden_after, plan_mark_good,
 };
 use sonic_feature_core::labels::LabelJournal;
-use sonic_feature_core::manager::{Action, Event, Manager, NodeInfo, fallback_allowed};
+use sonic_feature_core::manager::{Action, Clocks, Event, Manager, NodeInfo, fallback_allowed};
 use sonic_feature_core::model::{
     AdminState, ContainerId, CurrentOwner, FeatureConfig, FeatureStatus, ImageMgmtSettings,
     LabelKey, LabelValue, NodeLabels, RemoteCtrConfig, RemoteState, ServerConfig, ServerStatus,
@@ -377,6 +377,8 @@ struct MasterSim {
     config: Option<FeatureConfig>,
     /// The latest feature status delivered.
     status: Option<FeatureStatus>,
+    /// The clocks of the latest `SaveClocks`.
+    saved_clocks: Clocks,
 }
 
 impl MasterSim {
@@ -404,6 +406,7 @@ impl MasterSim {
             restarts: Vec::new(),
             config: None,
             status: None,
+            saved_clocks: Clocks::default(),
         };
         let ev = Event::Start {
             server_config: server(true),
@@ -428,6 +431,16 @@ impl MasterSim {
         // Redelivering the last event yields no action.
         let again = self.m.step(now, ev.clone());
         prop_assert!(again.is_empty(), "redelivered {ev:?} gave {again:?}");
+        // Whenever the clocks change, the step persists them: what was persisted last is what
+        // a restarted daemon would carry on.
+        if let Some(Action::SaveClocks(c)) = actions
+            .iter()
+            .rev()
+            .find(|a| matches!(a, Action::SaveClocks(_)))
+        {
+            self.saved_clocks = c.clone();
+        }
+        prop_assert_eq!(&self.m.clocks(), &self.saved_clocks, "after {:?}", ev);
         for a in actions {
             self.execute(a)?;
         }
