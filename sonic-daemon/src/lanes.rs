@@ -74,11 +74,6 @@ impl ActionQueue {
         }
     }
 
-    /// How many actions may be in flight at once.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Queues an action. A label journal or clocks snapshot replaces one of its kind still
     /// waiting: each snapshot is complete, so only the newest needs writing, and a burst of
     /// label changes does not queue one copy of a growing journal per change.

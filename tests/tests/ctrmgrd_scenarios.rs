@@ -14,7 +14,7 @@ mod ctrmgrd_common;
 
 use std::time::Duration;
 
-use ctrmgrd_common::{Switch, wait_for};
+use ctrmgrd_common::{Switch, wait_for, wait_kube_running};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -31,12 +31,7 @@ async fn f0_owner_local_while_kube_runs_brings_the_local_container_back_and_clea
     sw.start_kubelet();
     let daemon = sw.start_daemon(None).await?;
     let pod = format!("k8s_{}", sw.feature);
-    wait_for("kube runs the feature", DEADLINE, || async {
-        let s = sw.status().await;
-        s.get("current_owner").map(String::as_str) == Some("kube")
-            && s.get("remote_state").map(String::as_str) == Some("running")
-    })
-    .await?;
+    wait_kube_running(&sw, DEADLINE).await?;
     assert!(sw.container_running(&pod).await);
     assert!(!sw.container_running(sw.feature.as_str()).await);
 

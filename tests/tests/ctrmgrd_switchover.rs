@@ -12,7 +12,7 @@ use std::time::Duration;
 use sonic_feature_core::ports::ServiceManager;
 
 use ctrmgrd_common::{
-    KUBE_VERSION, LOCAL_VERSION, NODE, Switch, assert_switched_to_kube, wait_for,
+    KUBE_VERSION, LOCAL_VERSION, NODE, Switch, assert_switched_to_kube, wait_for, wait_kube_running,
 };
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -203,33 +203,19 @@ async fn a_label_added_during_a_slow_restart_reaches_the_node_before_the_restart
 async fn the_tag_as_good_timer_runs_on_after_a_daemon_kill() -> anyhow::Result<()> {
     const MARK_GOOD: Duration = Duration::from_secs(40);
     const KILLED_AFTER: Duration = Duration::from_secs(25);
-    let sw = Switch::new("clksnmp").await?;
+    let mut sw = Switch::new("clksnmp").await?;
     sw.set_feature_config(&[("set_owner", "kube"), ("state", "enabled")])
         .await?;
     sw.set_image_mgmt("GLOBAL", &[("active_time_to_mark_good", "40s")])
         .await?;
     sw.boot_feature().await?;
-    let mut sw = sw;
     sw.start_kubelet();
     let first = sw.start_daemon(None).await?;
-    wait_for(
-        "current_owner=kube and remote_state=running",
-        DEADLINE,
-        || async {
-            let s = sw.status().await;
-            s.get("current_owner").map(String::as_str) == Some("kube")
-                && s.get("remote_state").map(String::as_str) == Some("running")
-        },
-    )
-    .await?;
+    wait_kube_running(&sw, DEADLINE).await?;
     let running_at = tokio::time::Instant::now();
     wait_for("the mark-good timer persisted", DEADLINE, || async {
-        sw.state_db()
+        sw.state_entry("CTRMGRD_STATE", "CLOCKS")
             .await
-            .unwrap()
-            .get_entry("CTRMGRD_STATE", "CLOCKS")
-            .await
-            .unwrap_or_default()
             .get("json")
             .is_some_and(|j| j.contains("mark_good"))
     })

@@ -562,27 +562,23 @@ impl Switch {
         Ok(())
     }
 
-    /// STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`: the restarts ctrmgrd started and has not seen
-    /// succeed (empty while unreadable or absent).
-    pub async fn pending_restarts(&self) -> Fields {
+    /// A STATE_DB entry (empty while unreadable or absent).
+    pub async fn state_entry(&self, table: &str, key: &str) -> Fields {
         match self.state_db().await {
-            Ok(db) => db
-                .get_entry("CTRMGRD_STATE", "PENDING_RESTARTS")
-                .await
-                .unwrap_or_default(),
+            Ok(db) => db.get_entry(table, key).await.unwrap_or_default(),
             Err(_) => Fields::new(),
         }
     }
 
+    /// STATE_DB `CTRMGRD_STATE|PENDING_RESTARTS`: the restarts ctrmgrd started and has not seen
+    /// succeed (empty while unreadable or absent).
+    pub async fn pending_restarts(&self) -> Fields {
+        self.state_entry("CTRMGRD_STATE", "PENDING_RESTARTS").await
+    }
+
     /// STATE_DB `KUBERNETES_MASTER|SERVER` (empty while unreadable or absent).
     pub async fn server_status(&self) -> Fields {
-        match self.state_db().await {
-            Ok(db) => db
-                .get_entry("KUBERNETES_MASTER", "SERVER")
-                .await
-                .unwrap_or_default(),
-            Err(_) => Fields::new(),
-        }
+        self.state_entry("KUBERNETES_MASTER", "SERVER").await
     }
 
     /// Whether STATE_DB says the node is joined (`connected=true`).
@@ -640,10 +636,8 @@ impl Switch {
     }
 }
 
-/// The end state of a local → kube switch-over with image management: kube owns the feature,
-/// its deployment runs, the node carries `<f>_enabled=true`, the kube image became the local
-/// (golden) image and the old local container is gone.
-pub async fn assert_switched_to_kube(sw: &Switch, deadline: Duration) -> anyhow::Result<()> {
+/// Waits until kube runs the feature: `current_owner=kube` and `remote_state=running`.
+pub async fn wait_kube_running(sw: &Switch, deadline: Duration) -> anyhow::Result<()> {
     wait_for(
         "current_owner=kube and remote_state=running",
         deadline,
@@ -653,7 +647,14 @@ pub async fn assert_switched_to_kube(sw: &Switch, deadline: Duration) -> anyhow:
                 && s.get("remote_state").map(String::as_str) == Some("running")
         },
     )
-    .await?;
+    .await
+}
+
+/// The end state of a local → kube switch-over with image management: kube owns the feature,
+/// its deployment runs, the node carries `<f>_enabled=true`, the kube image became the local
+/// (golden) image and the old local container is gone.
+pub async fn assert_switched_to_kube(sw: &Switch, deadline: Duration) -> anyhow::Result<()> {
+    wait_kube_running(sw, deadline).await?;
     wait_for("the node label <f>_enabled=true", deadline, || async {
         sw.node_labels()
             .get(&sw.enabled_label())
