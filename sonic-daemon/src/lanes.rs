@@ -12,7 +12,7 @@
 //!   instance, the label that blocks a failing version before the rollback's restart);
 //! - a node action does not wait for feature actions: label pushes overtake a slow restart.
 //!
-//! At most [`ActionQueue::limit`] actions are in flight.
+//! At most the limit given to [`ActionQueue::new`] (the daemon's `MAX_IN_FLIGHT`) are in flight.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
