@@ -326,6 +326,14 @@ async fn a_restart_the_daemon_asks_for_while_docker_is_away_is_retried_and_compl
     })
     .await?;
 
+    // The label and the unit's own start can show the switch before the restart action ends
+    // (node actions do not wait for it): its outcome is logged when it does.
+    let recovered = format!("{restart_problem}: recovered");
+    wait_for("the restart's end logged", DEADLINE, || async {
+        daemon.log.count(&recovered) >= 1
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{:#?}", daemon.log.lines()))?;
     let lines = daemon.log.lines();
     assert!(
         !daemon.handle.is_finished(),
@@ -338,7 +346,6 @@ async fn a_restart_the_daemon_asks_for_while_docker_is_away_is_retried_and_compl
         1,
         "{lines:#?}"
     );
-    let recovered = format!("{restart_problem}: recovered");
     let recoveries: Vec<usize> = lines
         .iter()
         .enumerate()
